@@ -1,0 +1,128 @@
+//! ISO 3166-1 countries.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::TypeError;
+
+/// A destination country: an officially assigned ISO 3166-1 code, or `XK`
+/// (Kosovo, a user-assigned code that export-control authorities use).
+///
+/// Parsing accepts alpha-2 (`"MX"`), alpha-3 (`"MEX"`) and numeric
+/// (`"484"`) codes in any case; the value always displays as upper-case
+/// alpha-2. It is two bytes, `Copy`, and orders by alpha-2 code.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Country([u8; 2]);
+
+impl Country {
+    /// Parses a code in any accepted form (see the type's docs).
+    pub fn parse(code: &str) -> Result<Self, TypeError> {
+        let bad = || TypeError::Country(code.to_owned());
+        let found = match code.len() {
+            2 if code.bytes().all(|b| b.is_ascii_alphabetic()) => celes::Country::from_alpha2(code),
+            3 if code.bytes().all(|b| b.is_ascii_alphabetic()) => celes::Country::from_alpha3(code),
+            3 if code.bytes().all(|b| b.is_ascii_digit()) => celes::Country::from_code(code),
+            _ => return Err(bad()),
+        }
+        .map_err(|_| bad())?;
+        let a2 = found.alpha2.as_bytes();
+        Ok(Country([a2[0].to_ascii_uppercase(), a2[1].to_ascii_uppercase()]))
+    }
+
+    /// The upper-case alpha-2 code.
+    pub fn alpha2(&self) -> &str {
+        // Both bytes are ASCII upper-case letters by construction.
+        std::str::from_utf8(&self.0).expect("alpha-2 codes are ASCII")
+    }
+
+    /// The English short name, e.g. "Mexico".
+    pub fn name(&self) -> &'static str {
+        celes::Country::from_alpha2(self.alpha2())
+            .map(|c| c.long_name)
+            .unwrap_or("")
+    }
+
+    /// Every accepted country (the officially assigned codes plus `XK`),
+    /// ordered by alpha-2 code.
+    pub fn all() -> Vec<Country> {
+        let mut all: Vec<Country> = celes::Country::get_countries()
+            .iter()
+            .filter_map(|c| Country::parse(c.alpha2).ok())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+impl fmt::Display for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.alpha2())
+    }
+}
+
+impl fmt::Debug for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Country({})", self.alpha2())
+    }
+}
+
+impl FromStr for Country {
+    type Err = TypeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Country::parse(s)
+    }
+}
+
+impl TryFrom<String> for Country {
+    type Error = TypeError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Country::parse(&s)
+    }
+}
+
+impl From<Country> for String {
+    fn from(c: Country) -> String {
+        c.alpha2().to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_every_form_and_case() {
+        for input in ["MA", "ma", "Ma", "MAR", "mar", "504"] {
+            assert_eq!(Country::parse(input).unwrap().alpha2(), "MA", "{input}");
+        }
+        assert_eq!(Country::parse("XK").unwrap().alpha2(), "XK");
+        assert_eq!(Country::parse("xkx").unwrap().alpha2(), "XK");
+        assert_eq!(Country::parse("004").unwrap().alpha2(), "AF");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for input in ["", "M", "ZZ", "ZZZ", "999", "4", " MX", "MX ", "M1", "MEXI", "é1", "uk"] {
+            let err = Country::parse(input).unwrap_err();
+            assert_eq!(err, TypeError::Country(input.to_owned()), "{input}");
+        }
+    }
+
+    #[test]
+    fn all_has_the_assigned_codes_and_kosovo() {
+        let all = Country::all();
+        assert_eq!(all.len(), 250);
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        assert!(all.contains(&Country::parse("XK").unwrap()));
+    }
+
+    #[test]
+    fn display_and_serde_are_alpha2() {
+        let c = Country::parse("mex").unwrap();
+        assert_eq!(c.to_string(), "MX");
+        assert_eq!(c.name(), "Mexico");
+    }
+}
