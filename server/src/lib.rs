@@ -1,0 +1,10 @@
+//! The export eligibility service: the domain core ([`registry::Registry`]
+//! over immutable [`snapshot::Snapshot`]s), the durable [`store`], and the
+//! gRPC services.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod model;
+pub mod registry;
+pub mod snapshot;
+pub mod store;

@@ -1,0 +1,163 @@
+//! The domain model: lists, changes and changesets. No wire types here.
+
+use eligibility::{Country, ListId, Revision, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// How membership decides eligibility.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListMode {
+    /// Members are eligible; all other countries are not.
+    Allowlist,
+    /// Members are not eligible; all other countries are.
+    Denylist,
+}
+
+/// A list's descriptive metadata and mode.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ListMeta {
+    /// Short title.
+    pub title: String,
+    /// Longer description.
+    pub description: String,
+    /// Publishing authority or source.
+    pub authority: String,
+    /// ALLOWLIST or DENYLIST; fixed at creation.
+    pub mode: ListMode,
+}
+
+/// What an entry change does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryAction {
+    /// Make the country a member (or update its conditions).
+    Add,
+    /// Make the country not a member.
+    Remove,
+}
+
+/// One change inside a changeset.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// A list is created.
+    CreateList {
+        /// The new list.
+        list: ListId,
+        /// Its metadata.
+        meta: ListMeta,
+    },
+    /// A list's metadata is replaced (the mode never changes).
+    UpdateList {
+        /// The list.
+        list: ListId,
+        /// The complete new metadata.
+        meta: ListMeta,
+    },
+    /// A country is added to or removed from a list.
+    Entry {
+        /// The list.
+        list: ListId,
+        /// The country.
+        country: Country,
+        /// Add or remove.
+        action: EntryAction,
+        /// Conditions of membership (empty for none, always empty on
+        /// remove).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        conditions: String,
+    },
+}
+
+impl Change {
+    /// The list the change is about.
+    pub fn list(&self) -> &ListId {
+        match self {
+            Change::CreateList { list, .. }
+            | Change::UpdateList { list, .. }
+            | Change::Entry { list, .. } => list,
+        }
+    }
+
+    /// The country, for entry changes.
+    pub fn country(&self) -> Option<Country> {
+        match self {
+            Change::Entry { country, .. } => Some(*country),
+            _ => None,
+        }
+    }
+}
+
+/// The idempotency key of a write, with a fingerprint of the request's
+/// content so a reused key with different content is detected.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RequestKey {
+    /// The client's key.
+    pub id: String,
+    /// Hex digest of the request content.
+    pub fingerprint: String,
+}
+
+/// A changeset before commit: the store assigns revision and recorded_at.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChangesetDraft {
+    /// When it takes effect; `None` means the commit time.
+    pub effective_at: Option<Timestamp>,
+    /// Who makes it.
+    pub actor: String,
+    /// Why (non-empty).
+    pub reason: String,
+    /// Legal basis or document id (may be empty).
+    pub reference: String,
+    /// Idempotency key.
+    pub request: Option<RequestKey>,
+    /// The changes, in order.
+    pub changes: Vec<Change>,
+    /// For an activation entry: the future-dated changeset it activates.
+    pub activates: Option<Revision>,
+}
+
+/// A committed changeset.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Changeset {
+    /// Store-wide revision.
+    pub revision: Revision,
+    /// When it takes (or took) legal effect.
+    pub effective_at: Timestamp,
+    /// When it was committed.
+    pub recorded_at: Timestamp,
+    /// Who recorded it.
+    pub actor: String,
+    /// Why.
+    pub reason: String,
+    /// Legal basis (may be empty).
+    pub reference: String,
+    /// Idempotency key it was recorded with.
+    pub request: Option<RequestKey>,
+    /// The changes.
+    pub changes: Vec<Change>,
+    /// For an activation entry: the changeset it activates.
+    pub activates: Option<Revision>,
+}
+
+impl Changeset {
+    /// Whether `change` is about `list` and, if `country` is given, is an
+    /// entry change for that country.
+    pub fn matches(change: &Change, list: &ListId, country: Option<Country>) -> bool {
+        change.list() == list && country.is_none_or(|k| change.country() == Some(k))
+    }
+}
+
+/// FNV-1a, 64-bit: a stable (across builds and platforms) digest for
+/// request fingerprints. Not a security boundary: it only tells a retried
+/// request from a different one that reuses a key.
+pub fn fingerprint(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.as_bytes().iter().chain(std::iter::once(&0xffu8)) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}

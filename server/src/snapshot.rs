@@ -1,0 +1,342 @@
+//! The in-memory registry state: an immutable snapshot at one revision, and
+//! bitemporal evaluation over it.
+//!
+//! A snapshot is built from persistent (structurally shared) collections, so
+//! deriving the next snapshot from a committed changeset copies only the
+//! touched paths; readers keep their `Arc<Snapshot>` for as long as a
+//! request needs it, without locks.
+
+use std::sync::Arc;
+
+use eligibility::{Country, ListId, Revision, Timestamp};
+use imbl::{HashMap, OrdMap, Vector};
+
+use crate::{
+    error::Error,
+    model::{Change, Changeset, EntryAction, ListMeta, ListMode},
+};
+
+/// One recorded change to one (list, country) entry.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// When it takes effect.
+    pub effective_at: Timestamp,
+    /// Its changeset's revision.
+    pub revision: Revision,
+    /// Add or remove.
+    pub action: EntryAction,
+    /// Conditions of membership (add only).
+    pub conditions: Arc<str>,
+    /// The changeset that holds it (reason, actor, reference, ...).
+    pub changeset: Arc<Changeset>,
+}
+
+/// The state of one list: metadata versions, per-country timelines, and the
+/// revisions that touched it.
+#[derive(Clone, Debug)]
+pub struct ListState {
+    /// The list id.
+    pub id: ListId,
+    /// Revision that created it.
+    pub created: Revision,
+    /// Metadata versions, by revision, ascending.
+    versions: Vec<(Revision, ListMeta)>,
+    /// Per-country timelines, each sorted by (effective_at, revision).
+    entries: OrdMap<Country, Arc<Vec<Event>>>,
+    /// Revisions of changesets (and activation entries) touching the list,
+    /// ascending.
+    touching: Vector<Revision>,
+}
+
+impl ListState {
+    /// The metadata as of revision `at` (the list must exist at `at`).
+    pub fn meta_at(&self, at: Revision) -> &ListMeta {
+        let i = self.versions.partition_point(|(r, _)| *r <= at);
+        &self.versions[i.saturating_sub(1)].1
+    }
+
+    /// The last revision `<= at` that touched the list.
+    pub fn updated_at(&self, at: Revision) -> Revision {
+        match self.touching.binary_search(&at) {
+            Ok(_) => at,
+            Err(0) => self.created,
+            Err(i) => self.touching[i - 1],
+        }
+    }
+
+    /// Revisions `<= at` that touched the list, ascending, after `after`.
+    pub fn touching(&self, after: Revision, at: Revision) -> impl Iterator<Item = Revision> + '_ {
+        let start = match self.touching.binary_search(&after) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        };
+        self.touching.skip(start).into_iter().take_while(move |r| *r <= at)
+    }
+
+    /// The change that decides (country) at (as_of, at): the last event in
+    /// (effective_at, revision) order among those recorded at or before `at`
+    /// and in effect at `as_of`.
+    pub fn deciding(&self, country: Country, as_of: Timestamp, at: Revision) -> Option<&Event> {
+        let timeline = self.entries.get(&country)?;
+        timeline
+            .iter()
+            .rev()
+            .find(|e| e.effective_at <= as_of && e.revision <= at)
+    }
+
+    /// Members at (as_of, at), ordered by country, with the event that made
+    /// each a member.
+    pub fn members(&self, as_of: Timestamp, at: Revision) -> impl Iterator<Item = (Country, &Event)> {
+        self.entries.iter().filter_map(move |(c, timeline)| {
+            timeline
+                .iter()
+                .rev()
+                .find(|e| e.effective_at <= as_of && e.revision <= at)
+                .filter(|e| e.action == EntryAction::Add)
+                .map(|e| (*c, e))
+        })
+    }
+
+    /// Members at (as_of, at) whose code is greater than `after`.
+    pub fn members_after(
+        &self,
+        after: Option<Country>,
+        as_of: Timestamp,
+        at: Revision,
+    ) -> impl Iterator<Item = (Country, &Event)> {
+        let range = match after {
+            Some(c) => self.entries.range((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded)),
+            None => self.entries.range::<_, Country>(..),
+        };
+        range.filter_map(move |(c, timeline)| {
+            timeline
+                .iter()
+                .rev()
+                .find(|e| e.effective_at <= as_of && e.revision <= at)
+                .filter(|e| e.action == EntryAction::Add)
+                .map(|e| (*c, e))
+        })
+    }
+
+    /// Future-dated events: recorded at or before `at` but not in effect at
+    /// `as_of`.
+    pub fn pending(&self, as_of: Timestamp, at: Revision) -> impl Iterator<Item = &Event> {
+        self.entries
+            .values()
+            .flat_map(|t| t.iter())
+            .filter(move |e| e.effective_at > as_of && e.revision <= at)
+    }
+}
+
+/// Why a check came out as it did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DecisionReason {
+    /// Allowlist member: eligible.
+    Listed,
+    /// Never on the allowlist: not eligible.
+    NotListed,
+    /// Removed from the allowlist: not eligible.
+    Removed,
+    /// Denylist member: not eligible.
+    Denylisted,
+    /// Never on the denylist: eligible.
+    NotDenylisted,
+    /// Removed from the denylist: eligible.
+    DenylistRemoved,
+}
+
+/// The answer to one check.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    /// The list.
+    pub list: ListId,
+    /// The country.
+    pub country: Country,
+    /// May items of the list go to the country?
+    pub eligible: bool,
+    /// Why.
+    pub reason: DecisionReason,
+    /// The deciding change, if any change applies.
+    pub deciding: Option<Event>,
+}
+
+impl Decision {
+    /// Conditions attached to the membership ("" when none or not a member).
+    pub fn conditions(&self) -> &str {
+        match &self.deciding {
+            Some(e) if e.action == EntryAction::Add => &e.conditions,
+            _ => "",
+        }
+    }
+}
+
+/// Decides (list, country) from the deciding event and the list mode.
+pub fn decide(list: &ListState, mode: ListMode, country: Country, deciding: Option<&Event>) -> Decision {
+    use DecisionReason::*;
+    let (eligible, reason) = match (mode, deciding.map(|e| e.action)) {
+        (ListMode::Allowlist, Some(EntryAction::Add)) => (true, Listed),
+        (ListMode::Allowlist, Some(EntryAction::Remove)) => (false, Removed),
+        (ListMode::Allowlist, None) => (false, NotListed),
+        (ListMode::Denylist, Some(EntryAction::Add)) => (false, Denylisted),
+        (ListMode::Denylist, Some(EntryAction::Remove)) => (true, DenylistRemoved),
+        (ListMode::Denylist, None) => (true, NotDenylisted),
+    };
+    Decision { list: list.id.clone(), country, eligible, reason, deciding: deciding.cloned() }
+}
+
+/// The whole registry at one revision. Immutable; shared by `Arc`.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    revision: Revision,
+    store_id: Arc<str>,
+    lists: OrdMap<ListId, Arc<ListState>>,
+    /// Every changeset; index = revision - 1 (revisions are dense).
+    log: Vector<Arc<Changeset>>,
+    /// Idempotency keys seen: request id -> revision.
+    requests: HashMap<Arc<str>, Revision>,
+}
+
+impl Snapshot {
+    /// The empty registry of a store.
+    pub fn empty(store_id: &str) -> Self {
+        Snapshot {
+            revision: Revision::ZERO,
+            store_id: Arc::from(store_id),
+            lists: OrdMap::new(),
+            log: Vector::new(),
+            requests: HashMap::new(),
+        }
+    }
+
+    /// The head revision.
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    /// The store id.
+    pub fn store_id(&self) -> &str {
+        &self.store_id
+    }
+
+    /// A list as it exists at revision `at`.
+    pub fn list_at(&self, id: &ListId, at: Revision) -> Result<&ListState, Error> {
+        match self.lists.get(id) {
+            Some(l) if l.created <= at => Ok(l),
+            _ => Err(Error::ListNotFound { list: id.clone(), at: (at < self.revision).then_some(at) }),
+        }
+    }
+
+    /// All lists existing at revision `at`, by id.
+    pub fn lists_at(&self, at: Revision) -> impl Iterator<Item = &ListState> {
+        self.lists.values().map(|l| &**l).filter(move |l| l.created <= at)
+    }
+
+    /// The changeset at a revision (`1..=head`).
+    pub fn changeset(&self, r: Revision) -> Option<&Arc<Changeset>> {
+        let i = usize::try_from(r.0.checked_sub(1)?).ok()?;
+        self.log.get(i)
+    }
+
+    /// The revision recorded under an idempotency key.
+    pub fn request(&self, id: &str) -> Option<Revision> {
+        self.requests.get(id).copied()
+    }
+
+    /// Changesets with revision in `(after, head]`, ascending.
+    pub fn changesets_after(&self, after: Revision) -> impl Iterator<Item = &Arc<Changeset>> {
+        let start = usize::try_from(after.0).unwrap_or(usize::MAX).min(self.log.len());
+        self.log.iter().skip(start)
+    }
+
+    /// Decides (list, country) at (as_of, at).
+    pub fn check(&self, list: &ListId, country: Country, as_of: Timestamp, at: Revision) -> Result<Decision, Error> {
+        let l = self.list_at(list, at)?;
+        let mode = l.meta_at(at).mode;
+        Ok(decide(l, mode, country, l.deciding(country, as_of, at)))
+    }
+
+    /// The next snapshot: this one with `cs` applied. `cs` must be the next
+    /// revision; anything else means the store and memory disagree.
+    pub fn apply(&self, cs: Changeset) -> Result<Snapshot, Error> {
+        if cs.revision != self.revision.next() {
+            return Err(Error::Corrupt(format!(
+                "changeset revision {} does not follow head {}",
+                cs.revision, self.revision
+            )));
+        }
+        let rev = cs.revision;
+        let cs = Arc::new(cs);
+        let mut next = self.clone();
+        let mut touched: Vec<ListId> = Vec::new();
+        for change in &cs.changes {
+            let id = change.list();
+            if !touched.contains(id) {
+                touched.push(id.clone());
+            }
+            match change {
+                Change::CreateList { list, meta } => {
+                    if next.lists.contains_key(list) {
+                        return Err(Error::Corrupt(format!("revision {rev} creates existing list {list}")));
+                    }
+                    next.lists.insert(
+                        list.clone(),
+                        Arc::new(ListState {
+                            id: list.clone(),
+                            created: rev,
+                            versions: vec![(rev, meta.clone())],
+                            entries: OrdMap::new(),
+                            touching: Vector::new(),
+                        }),
+                    );
+                }
+                Change::UpdateList { list, meta } => {
+                    let l = next.list_mut(list, rev)?;
+                    l.versions.push((rev, meta.clone()));
+                }
+                Change::Entry { list, country, action, conditions } => {
+                    let event = Event {
+                        effective_at: cs.effective_at,
+                        revision: rev,
+                        action: *action,
+                        conditions: Arc::from(conditions.as_str()),
+                        changeset: cs.clone(),
+                    };
+                    let l = next.list_mut(list, rev)?;
+                    let mut timeline = l.entries.get(country).map(|t| (**t).clone()).unwrap_or_default();
+                    // This revision is the highest so far, so it goes after
+                    // every event with effective_at <= its own.
+                    let at = timeline.partition_point(|e| e.effective_at <= event.effective_at);
+                    timeline.insert(at, event);
+                    l.entries.insert(*country, Arc::new(timeline));
+                }
+            }
+        }
+        if let Some(orig) = cs.activates {
+            // An activation entry belongs to the history of every list its
+            // original changeset touched.
+            if let Some(o) = self.changeset(orig) {
+                for c in &o.changes {
+                    if !touched.contains(c.list()) {
+                        touched.push(c.list().clone());
+                    }
+                }
+            }
+        }
+        for id in touched {
+            next.list_mut(&id, rev)?.touching.push_back(rev);
+        }
+        if let Some(key) = &cs.request {
+            next.requests.insert(Arc::from(key.id.as_str()), rev);
+        }
+        next.log.push_back(cs);
+        next.revision = rev;
+        Ok(next)
+    }
+
+    fn list_mut(&mut self, id: &ListId, rev: Revision) -> Result<&mut ListState, Error> {
+        self.lists
+            .get_mut(id)
+            .map(Arc::make_mut)
+            .ok_or_else(|| Error::Corrupt(format!("revision {rev} changes unknown list {id}")))
+    }
+}
