@@ -8,3 +8,6 @@ pub mod model;
 pub mod registry;
 pub mod snapshot;
 pub mod store;
+pub mod grpc;
+pub mod demo;
+pub mod server;

@@ -1,1 +1,112 @@
-fn main() {}
+//! `eligibility-server`: parses configuration, binds, serves until SIGINT or
+//! SIGTERM.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use eligibility_server::{
+    registry::Limits,
+    server::{self, Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN},
+};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The export eligibility service (gRPC, package eligibility.v1).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "ELIGIBILITY_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Directory of the embedded store (created if missing).
+    #[arg(long, env = "ELIGIBILITY_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Load the reported 2021 cyber-list data into an empty store.
+    #[arg(long, env = "ELIGIBILITY_DEMO")]
+    demo: bool,
+    /// Log format.
+    #[arg(long, env = "ELIGIBILITY_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log level or filter (tracing EnvFilter syntax, e.g. "info" or
+    /// "eligibility_server=debug").
+    #[arg(long, env = "ELIGIBILITY_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Maximum items in one BatchCheck.
+    #[arg(long, env = "ELIGIBILITY_MAX_BATCH", default_value_t = Limits::default().max_batch)]
+    max_batch: usize,
+    /// Longest wait, in milliseconds, for a read's min_revision.
+    #[arg(long, env = "ELIGIBILITY_MAX_WAIT_MS", default_value_t = Limits::default().max_wait.as_millis() as u64)]
+    max_wait_ms: u64,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested; finishing in-flight calls");
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = match EnvFilter::try_new(&args.log_level) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: invalid --log-level {:?}: {e}", args.log_level);
+            return ExitCode::from(2);
+        }
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    let config = Config {
+        data_dir: args.data_dir.clone(),
+        demo: args.demo,
+        limits: Limits { max_batch: args.max_batch, max_wait: Duration::from_millis(args.max_wait_ms), ..Limits::default() },
+    };
+    let registry = match server::open(&config).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, data_dir = %args.data_dir.display(), "cannot open the store");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, listen = %args.listen, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    match server::run(listener, registry, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -32,9 +32,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
     store_id: String,
     path: PathBuf,
-    // Held (locked) for the store's lifetime; the OS releases the lock if
-    // the process dies.
-    _lock: File,
+    // Held (locked) until `close` or drop; the OS releases the lock if the
+    // process dies.
+    lock: std::sync::Mutex<Option<File>>,
 }
 
 fn unavailable(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
@@ -89,7 +89,7 @@ impl SqliteStore {
             .fetch_one(&pool)
             .await
             .map_err(unavailable("reading store id"))?;
-        Ok(SqliteStore { pool, store_id, path, _lock: lock })
+        Ok(SqliteStore { pool, store_id, path, lock: std::sync::Mutex::new(Some(lock)) })
     }
 }
 
@@ -233,5 +233,7 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.pool.close().await;
+        // Closing the file releases the directory lock for the next server.
+        self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }

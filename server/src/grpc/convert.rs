@@ -1,0 +1,237 @@
+//! Wire <-> domain conversions and the one error mapping. Everything that
+//! touches prost types on the server lives in `grpc/`.
+
+use std::time::Duration;
+
+use eligibility::{Country, ListId, Point, Timestamp, point_from_proto, proto::v1 as pb};
+use tonic::{Code, Status, metadata::MetadataMap};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{
+    error::Error,
+    model::{Change, Changeset, EntryAction, ListMeta, ListMode},
+    registry::{Header, ListInfo},
+    snapshot::{Decision, DecisionReason, Event},
+};
+
+/// An `INVALID_ARGUMENT` status with a standard `BadRequest` field
+/// violation naming the field.
+pub fn invalid(field: &str, message: &str) -> Status {
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid {field}: {message}"),
+        ErrorDetails::with_bad_request_violation(field, message),
+    )
+}
+
+/// Maps a domain error to a status. Exhaustive on purpose.
+pub fn to_status(e: Error) -> Status {
+    let msg = e.to_string();
+    match e {
+        Error::InvalidArgument { field, message } => invalid(&field, &message),
+        Error::ListNotFound { .. } => Status::not_found(msg),
+        Error::ListExists(_) | Error::RequestIdReused { .. } => Status::already_exists(msg),
+        Error::RevisionMismatch { .. } => Status::aborted(msg),
+        Error::RevisionOutOfRange { .. } => Status::out_of_range(msg),
+        Error::NotYetAtRevision { .. } | Error::Unavailable(_) | Error::ShuttingDown => Status::unavailable(msg),
+        Error::Corrupt(_) => {
+            tracing::error!(error = %msg, "internal error");
+            Status::internal(msg)
+        }
+    }
+}
+
+/// Parses a list id field.
+pub fn list_id(field: &str, value: &str) -> Result<ListId, Status> {
+    ListId::parse(value).map_err(|e| invalid(field, &e.to_string()))
+}
+
+/// Parses a country field.
+pub fn country(field: &str, value: &str) -> Result<Country, Status> {
+    Country::parse(value).map_err(|e| invalid(field, &e.to_string()))
+}
+
+/// Parses an optional country field ("" means none).
+pub fn opt_country(field: &str, value: &str) -> Result<Option<Country>, Status> {
+    if value.is_empty() { Ok(None) } else { country(field, value).map(Some) }
+}
+
+/// Parses a read point.
+pub fn point(field: &str, p: Option<&pb::ReadPoint>) -> Result<Point, Status> {
+    point_from_proto(p).map_err(|e| invalid(&format!("{field}.as_of"), &e.to_string()))
+}
+
+/// Parses an optional timestamp field.
+pub fn timestamp(field: &str, t: Option<&prost_types::Timestamp>) -> Result<Option<Timestamp>, Status> {
+    t.map(Timestamp::try_from).transpose().map_err(|e| invalid(field, &e.to_string()))
+}
+
+/// The call's deadline from the `grpc-timeout` header, if any.
+pub fn deadline(metadata: &MetadataMap) -> Option<Duration> {
+    let v = metadata.get("grpc-timeout")?.to_str().ok()?;
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = v.split_at(v.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Response header.
+pub fn header(h: &Header) -> pb::ResponseHeader {
+    pb::ResponseHeader { revision: h.revision.0, store_id: h.store_id.to_string(), as_of: Some(h.as_of.into()) }
+}
+
+/// List mode to wire.
+pub fn mode(m: ListMode) -> i32 {
+    match m {
+        ListMode::Allowlist => pb::ListMode::Allowlist as i32,
+        ListMode::Denylist => pb::ListMode::Denylist as i32,
+    }
+}
+
+/// List mode from wire.
+pub fn mode_from(field: &str, m: i32) -> Result<ListMode, Status> {
+    match pb::ListMode::try_from(m) {
+        Ok(pb::ListMode::Allowlist) => Ok(ListMode::Allowlist),
+        Ok(pb::ListMode::Denylist) => Ok(ListMode::Denylist),
+        _ => Err(invalid(field, &format!("{m} is not a list mode (expected LIST_MODE_ALLOWLIST or LIST_MODE_DENYLIST)"))),
+    }
+}
+
+/// Entry action to wire.
+pub fn action(a: EntryAction) -> i32 {
+    match a {
+        EntryAction::Add => pb::EntryAction::Add as i32,
+        EntryAction::Remove => pb::EntryAction::Remove as i32,
+    }
+}
+
+/// Entry action from wire.
+pub fn action_from(field: &str, a: i32) -> Result<EntryAction, Status> {
+    match pb::EntryAction::try_from(a) {
+        Ok(pb::EntryAction::Add) => Ok(EntryAction::Add),
+        Ok(pb::EntryAction::Remove) => Ok(EntryAction::Remove),
+        _ => Err(invalid(field, &format!("{a} is not an entry action (expected ENTRY_ACTION_ADD or ENTRY_ACTION_REMOVE)"))),
+    }
+}
+
+/// A list (metadata at some revision) to wire.
+pub fn list(info: &ListInfo) -> pb::List {
+    list_meta(info.id.as_str(), &info.meta, info.created.0, info.updated.0, info.member_count)
+}
+
+fn list_meta(id: &str, meta: &ListMeta, created: u64, updated: u64, members: u32) -> pb::List {
+    pb::List {
+        id: id.to_owned(),
+        title: meta.title.clone(),
+        description: meta.description.clone(),
+        authority: meta.authority.clone(),
+        mode: mode(meta.mode),
+        created_revision: created,
+        updated_revision: updated,
+        member_count: members,
+    }
+}
+
+/// The deciding change of an event.
+pub fn deciding(e: &Event) -> pb::DecidingChange {
+    let cs = &e.changeset;
+    pb::DecidingChange {
+        revision: e.revision.0,
+        effective_at: Some(e.effective_at.into()),
+        recorded_at: Some(cs.recorded_at.into()),
+        actor: cs.actor.clone(),
+        reason: cs.reason.clone(),
+        reference: cs.reference.clone(),
+        action: action(e.action),
+    }
+}
+
+/// A decision to wire.
+pub fn decision(d: &Decision) -> pb::Decision {
+    let reason = match d.reason {
+        DecisionReason::Listed => pb::DecisionReason::Listed,
+        DecisionReason::NotListed => pb::DecisionReason::NotListed,
+        DecisionReason::Removed => pb::DecisionReason::Removed,
+        DecisionReason::Denylisted => pb::DecisionReason::Denylisted,
+        DecisionReason::NotDenylisted => pb::DecisionReason::NotDenylisted,
+        DecisionReason::DenylistRemoved => pb::DecisionReason::DenylistRemoved,
+    };
+    pb::Decision {
+        list_id: d.list.to_string(),
+        country: d.country.to_string(),
+        eligible: d.eligible,
+        reason: reason as i32,
+        deciding_change: d.deciding.as_ref().map(deciding),
+        conditions: d.conditions().to_owned(),
+    }
+}
+
+/// A changeset to wire.
+pub fn changeset(cs: &Changeset) -> pb::Changeset {
+    let changes = cs
+        .changes
+        .iter()
+        .map(|c| pb::Change {
+            kind: Some(match c {
+                Change::CreateList { list, meta } => {
+                    pb::change::Kind::ListCreated(list_meta(list.as_str(), meta, cs.revision.0, cs.revision.0, 0))
+                }
+                Change::UpdateList { list, meta } => {
+                    pb::change::Kind::ListUpdated(list_meta(list.as_str(), meta, 0, cs.revision.0, 0))
+                }
+                Change::Entry { list, country, action: a, conditions } => pb::change::Kind::Entry(pb::EntryChange {
+                    list_id: list.to_string(),
+                    country: country.to_string(),
+                    action: action(*a),
+                    conditions: conditions.clone(),
+                }),
+            }),
+        })
+        .collect();
+    pb::Changeset {
+        revision: cs.revision.0,
+        effective_at: Some(cs.effective_at.into()),
+        recorded_at: Some(cs.recorded_at.into()),
+        actor: cs.actor.clone(),
+        reason: cs.reason.clone(),
+        reference: cs.reference.clone(),
+        request_id: cs.request.as_ref().map(|k| k.id.clone()).unwrap_or_default(),
+        changes,
+        activates_revision: cs.activates.map(|r| r.0).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header() {
+        let mut m = MetadataMap::new();
+        assert_eq!(deadline(&m), None);
+        m.insert("grpc-timeout", "250m".parse().unwrap());
+        assert_eq!(deadline(&m), Some(Duration::from_millis(250)));
+        m.insert("grpc-timeout", "3S".parse().unwrap());
+        assert_eq!(deadline(&m), Some(Duration::from_secs(3)));
+        m.insert("grpc-timeout", "x".parse().unwrap());
+        assert_eq!(deadline(&m), None);
+    }
+
+    #[test]
+    fn invalid_argument_carries_field_violation() {
+        let s = invalid("items[2].country", "\"ZZ\" is not a country");
+        assert_eq!(s.code(), Code::InvalidArgument);
+        let br = s.get_details_bad_request().expect("bad request details");
+        assert_eq!(br.field_violations[0].field, "items[2].country");
+    }
+}

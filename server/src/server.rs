@@ -1,0 +1,81 @@
+//! Serving: the gRPC router (services, health, reflection) on a bound
+//! listener until a shutdown future completes.
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+
+use eligibility::proto::v1::{admin_service_server::AdminServiceServer, eligibility_service_server::EligibilityServiceServer};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::{
+    error::{Error, Result},
+    grpc::{AdminService, EligibilityService},
+    registry::{Limits, Registry},
+    store::{SqliteStore, Store},
+};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+/// What the server needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Directory of the embedded SQLite store.
+    pub data_dir: PathBuf,
+    /// Load the demo data into an empty store.
+    pub demo: bool,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { data_dir: PathBuf::from(DEFAULT_DATA_DIR), demo: false, limits: Limits::default() }
+    }
+}
+
+/// Opens the store and builds the registry (loading demo data if asked).
+pub async fn open(config: &Config) -> Result<Arc<Registry>> {
+    let store = SqliteStore::open(&config.data_dir)
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    tracing::info!(store = %store.describe(), store_id = store.store_id(), "store opened");
+    let registry = Registry::open(store, config.limits.clone()).await?;
+    if config.demo {
+        if crate::demo::load(&registry).await? {
+            tracing::info!(revision = registry.snapshot().revision().0, "demo data loaded (2021 cyber list)");
+        } else {
+            tracing::info!("store is not empty; demo data not loaded");
+        }
+    }
+    tracing::info!(revision = registry.snapshot().revision().0, "registry loaded");
+    Ok(registry)
+}
+
+/// Serves the gRPC API on `listener` until `shutdown` completes, then
+/// finishes in-flight calls and closes the store.
+pub async fn run(listener: TcpListener, registry: Arc<Registry>, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<EligibilityServiceServer<EligibilityService>>().await;
+    health.set_serving::<AdminServiceServer<AdminService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(eligibility::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Corrupt(format!("reflection: {e}")))?;
+    tracing::info!(addr = ?addr, "serving eligibility.v1");
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(EligibilityServiceServer::new(EligibilityService::new(registry.clone())))
+        .add_service(AdminServiceServer::new(AdminService::new(registry.clone())))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    registry.store().close().await;
+    tracing::info!("server stopped");
+    result.map_err(|e| Error::Unavailable(format!("transport: {e}")))
+}
