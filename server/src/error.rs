@@ -16,7 +16,7 @@ pub enum Error {
         message: String,
     },
     /// The list does not exist (at the revision asked, if given).
-    #[error("list {list:?} does not exist{}", at.map(|r| format!(" at revision {r}")).unwrap_or_default())]
+    #[error("list \"{list}\" does not exist{}", at.map(|r| format!(" at revision {r}")).unwrap_or_default())]
     ListNotFound {
         /// The list asked for.
         list: ListId,
@@ -24,7 +24,7 @@ pub enum Error {
         at: Option<Revision>,
     },
     /// A list with this id exists already.
-    #[error("list {0:?} already exists")]
+    #[error("list \"{0}\" already exists")]
     ListExists(ListId),
     /// The idempotency key was used for a different request.
     #[error(

@@ -66,8 +66,16 @@ pub fn timestamp(field: &str, t: Option<&prost_types::Timestamp>) -> Result<Opti
     t.map(Timestamp::try_from).transpose().map_err(|e| invalid(field, &e.to_string()))
 }
 
-/// The call's deadline from the `grpc-timeout` header, if any.
+/// How long a call may wait server-side: its `grpc-timeout` less a margin
+/// (a tenth, at most 50 ms), so the server's own answer (e.g. UNAVAILABLE
+/// for an unreached `min_revision`) reaches the client before its deadline
+/// fires.
 pub fn deadline(metadata: &MetadataMap) -> Option<Duration> {
+    let d = grpc_timeout(metadata)?;
+    Some(d.saturating_sub((d / 10).min(Duration::from_millis(50))))
+}
+
+fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
     let v = metadata.get("grpc-timeout")?.to_str().ok()?;
     if v.len() < 2 || v.len() > 9 {
         return None;
@@ -220,9 +228,9 @@ mod tests {
         let mut m = MetadataMap::new();
         assert_eq!(deadline(&m), None);
         m.insert("grpc-timeout", "250m".parse().unwrap());
-        assert_eq!(deadline(&m), Some(Duration::from_millis(250)));
+        assert_eq!(deadline(&m), Some(Duration::from_millis(225)));
         m.insert("grpc-timeout", "3S".parse().unwrap());
-        assert_eq!(deadline(&m), Some(Duration::from_secs(3)));
+        assert_eq!(deadline(&m), Some(Duration::from_millis(2950)));
         m.insert("grpc-timeout", "x".parse().unwrap());
         assert_eq!(deadline(&m), None);
     }
