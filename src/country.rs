@@ -39,18 +39,14 @@ impl Country {
 
     /// The English short name, e.g. "Mexico".
     pub fn name(&self) -> &'static str {
-        celes::Country::from_alpha2(self.alpha2())
-            .map(|c| c.long_name)
-            .unwrap_or("")
+        celes::Country::from_alpha2(self.alpha2()).map(|c| c.long_name).unwrap_or("")
     }
 
     /// Every accepted country (the officially assigned codes plus `XK`),
     /// ordered by alpha-2 code.
     pub fn all() -> Vec<Country> {
-        let mut all: Vec<Country> = celes::Country::get_countries()
-            .iter()
-            .filter_map(|c| Country::parse(c.alpha2).ok())
-            .collect();
+        let mut all: Vec<Country> =
+            celes::Country::get_countries().iter().filter_map(|c| Country::parse(c.alpha2).ok()).collect();
         all.sort();
         all.dedup();
         all

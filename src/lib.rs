@@ -30,8 +30,7 @@ pub mod proto {
 }
 
 /// The encoded `FileDescriptorSet` of `proto/`, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/eligibility_v1_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/eligibility_v1_descriptor.bin"));
 
 /// A value that is not a valid domain value. Messages name the bad value;
 /// the caller adds which field it came from.

@@ -19,12 +19,9 @@ impl ListId {
     /// Validates and wraps a list id.
     pub fn parse(id: &str) -> Result<Self, TypeError> {
         let bytes = id.as_bytes();
-        let first_ok = bytes
-            .first()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        let rest_ok = bytes.iter().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        });
+        let first_ok = bytes.first().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let rest_ok =
+            bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
         if !first_ok || !rest_ok || bytes.len() > LIST_ID_MAX_LEN {
             return Err(TypeError::ListId(id.to_owned()));
         }

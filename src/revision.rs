@@ -8,9 +8,7 @@ use crate::Timestamp;
 
 /// The store-wide revision: dense, strictly increasing, assigned to each
 /// changeset at commit. `Revision(0)` is the empty store.
-#[derive(
-    Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Revision(pub u64);
 

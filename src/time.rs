@@ -27,9 +27,7 @@ impl Timestamp {
 
     /// From microseconds since the Unix epoch; `None` outside years 1-9999.
     pub fn from_micros(micros: i64) -> Option<Self> {
-        (MIN_MICROS..=MAX_MICROS)
-            .contains(&micros)
-            .then_some(Timestamp(micros))
+        (MIN_MICROS..=MAX_MICROS).contains(&micros).then_some(Timestamp(micros))
     }
 
     /// From seconds and nanoseconds since the Unix epoch (the protobuf
@@ -39,9 +37,7 @@ impl Timestamp {
         if !(0..1_000_000_000).contains(&nanos) {
             return None;
         }
-        let micros = seconds
-            .checked_mul(1_000_000)?
-            .checked_add(i64::from(nanos / 1000))?;
+        let micros = seconds.checked_mul(1_000_000)?.checked_add(i64::from(nanos / 1000))?;
         Self::from_micros(micros)
     }
 
@@ -105,9 +101,8 @@ impl From<Timestamp> for prost_types::Timestamp {
 impl TryFrom<&prost_types::Timestamp> for Timestamp {
     type Error = TypeError;
     fn try_from(t: &prost_types::Timestamp) -> Result<Self, Self::Error> {
-        Timestamp::from_unix(t.seconds, t.nanos).ok_or_else(|| {
-            TypeError::Timestamp(format!("{{seconds: {}, nanos: {}}}", t.seconds, t.nanos))
-        })
+        Timestamp::from_unix(t.seconds, t.nanos)
+            .ok_or_else(|| TypeError::Timestamp(format!("{{seconds: {}, nanos: {}}}", t.seconds, t.nanos)))
     }
 }
 

@@ -72,9 +72,8 @@ impl From<tonic::Status> for Error {
         let message = s.message().to_owned();
         match s.code() {
             Code::InvalidArgument => {
-                let field = s
-                    .get_details_bad_request()
-                    .and_then(|br| br.field_violations.first().map(|v| v.field.clone()));
+                let field =
+                    s.get_details_bad_request().and_then(|br| br.field_violations.first().map(|v| v.field.clone()));
                 Error::InvalidArgument { field, message }
             }
             Code::NotFound => Error::NotFound(message),

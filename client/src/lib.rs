@@ -22,8 +22,10 @@ mod types;
 
 use std::time::Duration;
 
+use eligibility::proto::v1::{
+    self as pb, admin_service_client::AdminServiceClient, eligibility_service_client::EligibilityServiceClient,
+};
 pub use eligibility::{Consistency, Country, ListId, Point, Revision, Timestamp, point_to_proto};
-use eligibility::proto::v1::{self as pb, admin_service_client::AdminServiceClient, eligibility_service_client::EligibilityServiceClient};
 pub use error::{Error, Result};
 use tonic::transport::{Channel, Endpoint};
 pub use types::*;

@@ -3,11 +3,11 @@
 //! gRPC services.
 #![warn(missing_docs)]
 
+pub mod demo;
 pub mod error;
+pub mod grpc;
 pub mod model;
 pub mod registry;
+pub mod server;
 pub mod snapshot;
 pub mod store;
-pub mod grpc;
-pub mod demo;
-pub mod server;

@@ -86,7 +86,11 @@ async fn main() -> ExitCode {
     let config = Config {
         data_dir: args.data_dir.clone(),
         demo: args.demo,
-        limits: Limits { max_batch: args.max_batch, max_wait: Duration::from_millis(args.max_wait_ms), ..Limits::default() },
+        limits: Limits {
+            max_batch: args.max_batch,
+            max_wait: Duration::from_millis(args.max_wait_ms),
+            ..Limits::default()
+        },
     };
     let registry = match server::open(&config).await {
         Ok(r) => r,

@@ -73,9 +73,7 @@ impl Change {
     /// The list the change is about.
     pub fn list(&self) -> &ListId {
         match self {
-            Change::CreateList { list, .. }
-            | Change::UpdateList { list, .. }
-            | Change::Entry { list, .. } => list,
+            Change::CreateList { list, .. } | Change::UpdateList { list, .. } | Change::Entry { list, .. } => list,
         }
     }
 

@@ -346,7 +346,9 @@ impl Registry {
         match asked {
             0 => Ok(default),
             n if n <= self.limits.max_page_size => Ok(n as usize),
-            n => Err(Error::invalid(field, format!("{n} is above the maximum page size {}", self.limits.max_page_size))),
+            n => {
+                Err(Error::invalid(field, format!("{n} is above the maximum page size {}", self.limits.max_page_size)))
+            }
         }
     }
 
@@ -419,7 +421,12 @@ impl Registry {
     /// Creates a list.
     pub async fn create_list(&self, list: ListId, meta: ListMeta, opts: WriteOptions) -> Result<WriteResult> {
         check_meta(&meta.title, &meta.description, &meta.authority, "list")?;
-        let fp = request_fingerprint("create_list", &opts, None, &[Change::CreateList { list: list.clone(), meta: meta.clone() }]);
+        let fp = request_fingerprint(
+            "create_list",
+            &opts,
+            None,
+            &[Change::CreateList { list: list.clone(), meta: meta.clone() }],
+        );
         self.write(opts, None, fp, move |snap| {
             if snap.list_at(&list, snap.revision()).is_ok() {
                 return Err(Error::ListExists(list.clone()));
@@ -469,7 +476,11 @@ impl Registry {
         if changes.len() > self.limits.max_changes {
             return Err(Error::invalid(
                 "changes",
-                format!("{} changes are more than the maximum {} per changeset", changes.len(), self.limits.max_changes),
+                format!(
+                    "{} changes are more than the maximum {} per changeset",
+                    changes.len(),
+                    self.limits.max_changes
+                ),
             ));
         }
         let mut seen: std::collections::HashMap<(&ListId, Country), usize> = Default::default();
@@ -477,7 +488,10 @@ impl Registry {
             if let Some(first) = seen.insert((&c.list, c.country), i) {
                 return Err(Error::invalid(
                     format!("changes[{i}]"),
-                    format!("({}, {}) is already changed by changes[{first}]; one change per list and country", c.list, c.country),
+                    format!(
+                        "({}, {}) is already changed by changes[{first}]; one change per list and country",
+                        c.list, c.country
+                    ),
                 ));
             }
             check_conditions(c.action, &c.conditions, &format!("changes[{i}].conditions"))?;
@@ -568,7 +582,8 @@ impl Registry {
             if let Some(id) = &opts.request_id
                 && let Some(rev) = snap.request(id)
             {
-                let cs = snap.changeset(rev).cloned().ok_or_else(|| Error::Corrupt(format!("request {id} at {rev}")))?;
+                let cs =
+                    snap.changeset(rev).cloned().ok_or_else(|| Error::Corrupt(format!("request {id} at {rev}")))?;
                 return replay(&snap, cs, &fingerprint, id);
             }
             if let Some(expected) = opts.expected_revision

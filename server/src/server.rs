@@ -3,7 +3,9 @@
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
-use eligibility::proto::v1::{admin_service_server::AdminServiceServer, eligibility_service_server::EligibilityServiceServer};
+use eligibility::proto::v1::{
+    admin_service_server::AdminServiceServer, eligibility_service_server::EligibilityServiceServer,
+};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -38,9 +40,7 @@ impl Default for Config {
 
 /// Opens the store and builds the registry (loading demo data if asked).
 pub async fn open(config: &Config) -> Result<Arc<Registry>> {
-    let store = SqliteStore::open(&config.data_dir)
-        .await
-        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    let store = SqliteStore::open(&config.data_dir).await.map_err(|e| Error::Unavailable(e.to_string()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     tracing::info!(store = %store.describe(), store_id = store.store_id(), "store opened");
     let registry = Registry::open(store, config.limits.clone()).await?;

@@ -78,10 +78,7 @@ impl ListState {
     /// and in effect at `as_of`.
     pub fn deciding(&self, country: Country, as_of: Timestamp, at: Revision) -> Option<&Event> {
         let timeline = self.entries.get(&country)?;
-        timeline
-            .iter()
-            .rev()
-            .find(|e| e.effective_at <= as_of && e.revision <= at)
+        timeline.iter().rev().find(|e| e.effective_at <= as_of && e.revision <= at)
     }
 
     /// Members at (as_of, at), ordered by country, with the event that made
@@ -121,10 +118,7 @@ impl ListState {
     /// Future-dated events: recorded at or before `at` but not in effect at
     /// `as_of`.
     pub fn pending(&self, as_of: Timestamp, at: Revision) -> impl Iterator<Item = &Event> {
-        self.entries
-            .values()
-            .flat_map(|t| t.iter())
-            .filter(move |e| e.effective_at > as_of && e.revision <= at)
+        self.entries.values().flat_map(|t| t.iter()).filter(move |e| e.effective_at > as_of && e.revision <= at)
     }
 }
 

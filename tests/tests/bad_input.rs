@@ -85,7 +85,11 @@ async fn lists_ids_pages_and_points() {
     assert!(s.message().contains("min_revision 50") && s.message().contains("at revision 3"), "{s:?}");
 
     let s = q
-        .list_entries(pb::ListEntriesRequest { list_id: "cyber".into(), page_token: "garbage".into(), ..Default::default() })
+        .list_entries(pb::ListEntriesRequest {
+            list_id: "cyber".into(),
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_invalid(&s, "page_token", "\"garbage\"");
@@ -118,10 +122,7 @@ async fn batch_limits() {
     let item = |c: &str| pb::CheckItem { list_id: "cyber".into(), country: c.into() };
     let s = q.batch_check(pb::BatchCheckRequest { items: vec![], point: None }).await.unwrap_err();
     assert_invalid(&s, "items", "at least one");
-    let s = q
-        .batch_check(pb::BatchCheckRequest { items: vec![item("FR"); 10_001], point: None })
-        .await
-        .unwrap_err();
+    let s = q.batch_check(pb::BatchCheckRequest { items: vec![item("FR"); 10_001], point: None }).await.unwrap_err();
     assert_invalid(&s, "items", "10001 items are more than the maximum 10000");
     let s = q
         .batch_check(pb::BatchCheckRequest { items: vec![item("FR"), item("FR"), item("QQ")], point: None })
@@ -146,14 +147,34 @@ async fn rejected_writes_change_nothing() {
         options: o,
     };
     let cases: Vec<(pb::ApplyRequest, Code, &str, &str)> = vec![
-        (apply(vec![entry("cyber", "FR", Add)], opts("")), Code::InvalidArgument, "options.reason", "reason is required"),
-        (apply(vec![entry("cyber", "FR", Add)], opts("   ")), Code::InvalidArgument, "options.reason", "reason is required"),
+        (
+            apply(vec![entry("cyber", "FR", Add)], opts("")),
+            Code::InvalidArgument,
+            "options.reason",
+            "reason is required",
+        ),
+        (
+            apply(vec![entry("cyber", "FR", Add)], opts("   ")),
+            Code::InvalidArgument,
+            "options.reason",
+            "reason is required",
+        ),
         (apply(vec![entry("cyber", "FR", Add)], None), Code::InvalidArgument, "options", "required"),
-        (apply(vec![entry("cyber", "FR", Add)], opts(&"r".repeat(4097))), Code::InvalidArgument, "options.reason", "4097 bytes"),
+        (
+            apply(vec![entry("cyber", "FR", Add)], opts(&"r".repeat(4097))),
+            Code::InvalidArgument,
+            "options.reason",
+            "4097 bytes",
+        ),
         (apply(vec![], opts("x")), Code::InvalidArgument, "changes", "at least one"),
         (apply(vec![entry("cyber", "ZZ", Add)], opts("x")), Code::InvalidArgument, "changes[0].country", "\"ZZ\""),
         (apply(vec![entry("Bad!", "FR", Add)], opts("x")), Code::InvalidArgument, "changes[0].list_id", "\"Bad!\""),
-        (apply(vec![entry("cyber", "FR", Unspecified)], opts("x")), Code::InvalidArgument, "changes[0].action", "0 is not an entry action"),
+        (
+            apply(vec![entry("cyber", "FR", Unspecified)], opts("x")),
+            Code::InvalidArgument,
+            "changes[0].action",
+            "0 is not an entry action",
+        ),
         (
             apply(vec![entry("cyber", "FR", Add), entry("cyber", "FRA", Remove)], opts("x")),
             Code::InvalidArgument,

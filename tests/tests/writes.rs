@@ -66,14 +66,10 @@ async fn an_earlier_effective_change_recorded_later_does_not_override_a_later_ef
     let c = server.client().await;
     new_list(&c, "x", ListMode::Allowlist).await;
     let l = list("x");
-    c.apply(&[EntryChange::remove(&l, cc("DE"))], Some(at("2022-01-01")), &WriteOptions::reason("r"))
-        .await
-        .unwrap();
+    c.apply(&[EntryChange::remove(&l, cc("DE"))], Some(at("2022-01-01")), &WriteOptions::reason("r")).await.unwrap();
     // Recorded later, but effective earlier: applied first in (effective_at,
     // revision) order, so the 2022 removal still decides after 2022.
-    c.apply(&[EntryChange::add(&l, cc("DE"))], Some(at("2021-01-01")), &WriteOptions::reason("a"))
-        .await
-        .unwrap();
+    c.apply(&[EntryChange::add(&l, cc("DE"))], Some(at("2021-01-01")), &WriteOptions::reason("a")).await.unwrap();
     assert!(!c.check_at(&l, cc("DE"), Point::as_of(at("2023-01-01"))).await.unwrap().decision.eligible);
     assert!(c.check_at(&l, cc("DE"), Point::as_of(at("2021-06-01"))).await.unwrap().decision.eligible);
 }
@@ -85,9 +81,7 @@ async fn future_dated_changes_take_effect_at_their_time() {
     let c = server.client().await;
     new_list(&c, "x", ListMode::Allowlist).await;
     let l = list("x");
-    c.apply(&[EntryChange::add(&l, cc("JP"))], Some(at("2999-01-01")), &WriteOptions::reason("future"))
-        .await
-        .unwrap();
+    c.apply(&[EntryChange::add(&l, cc("JP"))], Some(at("2999-01-01")), &WriteOptions::reason("future")).await.unwrap();
     assert!(!c.check(&l, cc("JP")).await.unwrap().decision.eligible, "not yet in effect");
     assert!(c.check_at(&l, cc("JP"), Point::as_of(at("2999-01-02"))).await.unwrap().decision.eligible);
 }
@@ -104,7 +98,8 @@ async fn denylist_semantics_and_conditions() {
         &[
             EntryChange::add(&emb, cc("KP")),
             EntryChange::add(&emb, cc("IR")),
-            EntryChange::add(&cyb, cc("IN")).with_conditions("government end users only; end-user declaration required"),
+            EntryChange::add(&cyb, cc("IN"))
+                .with_conditions("government end users only; end-user declaration required"),
         ],
         Some(at("2020-01-01")),
         &WriteOptions::reason("setup"),
@@ -182,7 +177,9 @@ async fn stale_expected_revision_is_aborted() {
         .await
         .unwrap_err();
     match err {
-        Error::Conflict { message } => assert!(message.contains("expected_revision 1") && message.contains("2"), "{message}"),
+        Error::Conflict { message } => {
+            assert!(message.contains("expected_revision 1") && message.contains("2"), "{message}")
+        }
         other => panic!("expected Conflict, got {other:?}"),
     }
     assert_eq!(server.registry.snapshot().revision(), Revision(2));
@@ -196,17 +193,12 @@ async fn replace_members_from_41_to_37_records_exactly_the_removals_once() {
     new_list(&c, "cyber", ListMode::Allowlist).await;
     let l = list("cyber");
     let known: Vec<_> = AFTER_CUT.iter().chain(REMOVED.iter()).map(|s| (cc(s), String::new())).collect();
-    let first = c
-        .replace_members(&l, &known, Some(at("2021-01-01")), &WriteOptions::reason("known members"))
-        .await
-        .unwrap();
+    let first =
+        c.replace_members(&l, &known, Some(at("2021-01-01")), &WriteOptions::reason("known members")).await.unwrap();
     assert_eq!(first.changeset.as_ref().unwrap().changes.len(), 41);
 
     let kept: Vec<_> = AFTER_CUT.iter().map(|s| (cc(s), String::new())).collect();
-    let cut = c
-        .replace_members(&l, &kept, Some(at("2021-11-01")), &WriteOptions::reason("the cut"))
-        .await
-        .unwrap();
+    let cut = c.replace_members(&l, &kept, Some(at("2021-11-01")), &WriteOptions::reason("the cut")).await.unwrap();
     assert!(cut.recorded);
     let cs = cut.changeset.unwrap();
     assert_eq!(cs.revision, Revision(3));
@@ -224,10 +216,8 @@ async fn replace_members_from_41_to_37_records_exactly_the_removals_once() {
     assert_eq!(removed, ["AE", "MA", "MX", "SA"]);
 
     // Replaying the same membership changes nothing.
-    let again = c
-        .replace_members(&l, &kept, Some(at("2021-11-01")), &WriteOptions::reason("the cut, again"))
-        .await
-        .unwrap();
+    let again =
+        c.replace_members(&l, &kept, Some(at("2021-11-01")), &WriteOptions::reason("the cut, again")).await.unwrap();
     assert!(!again.recorded && !again.replayed);
     assert_eq!(again.revision, Revision(3));
     assert_eq!(again.changeset, None);

@@ -111,7 +111,9 @@ pub fn mode_from(field: &str, m: i32) -> Result<ListMode, Status> {
     match pb::ListMode::try_from(m) {
         Ok(pb::ListMode::Allowlist) => Ok(ListMode::Allowlist),
         Ok(pb::ListMode::Denylist) => Ok(ListMode::Denylist),
-        _ => Err(invalid(field, &format!("{m} is not a list mode (expected LIST_MODE_ALLOWLIST or LIST_MODE_DENYLIST)"))),
+        _ => {
+            Err(invalid(field, &format!("{m} is not a list mode (expected LIST_MODE_ALLOWLIST or LIST_MODE_DENYLIST)")))
+        }
     }
 }
 
@@ -128,7 +130,10 @@ pub fn action_from(field: &str, a: i32) -> Result<EntryAction, Status> {
     match pb::EntryAction::try_from(a) {
         Ok(pb::EntryAction::Add) => Ok(EntryAction::Add),
         Ok(pb::EntryAction::Remove) => Ok(EntryAction::Remove),
-        _ => Err(invalid(field, &format!("{a} is not an entry action (expected ENTRY_ACTION_ADD or ENTRY_ACTION_REMOVE)"))),
+        _ => Err(invalid(
+            field,
+            &format!("{a} is not an entry action (expected ENTRY_ACTION_ADD or ENTRY_ACTION_REMOVE)"),
+        )),
     }
 }
 

@@ -63,7 +63,10 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         let country = cv::country("country", &r.country)?;
         let view = self.view(&req, r.point.as_ref()).await?;
         let d = view.check(&list, country).map_err(to_status)?;
-        Ok(Response::new(pb::CheckResponse { header: Some(cv::header(&view.header())), decision: Some(cv::decision(&d)) }))
+        Ok(Response::new(pb::CheckResponse {
+            header: Some(cv::header(&view.header())),
+            decision: Some(cv::decision(&d)),
+        }))
     }
 
     async fn batch_check(
@@ -76,7 +79,10 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
             return Err(invalid("items", "at least one item is required"));
         }
         if r.items.len() > max {
-            return Err(invalid("items", &format!("{} items are more than the maximum {max} per batch", r.items.len())));
+            return Err(invalid(
+                "items",
+                &format!("{} items are more than the maximum {max} per batch", r.items.len()),
+            ));
         }
         let mut items = Vec::with_capacity(r.items.len());
         for (i, it) in r.items.iter().enumerate() {
@@ -196,8 +202,6 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, _req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        Err(Status::unimplemented(
-            "Watch is defined in eligibility.v1 but this server version does not serve it yet",
-        ))
+        Err(Status::unimplemented("Watch is defined in eligibility.v1 but this server version does not serve it yet"))
     }
 }

@@ -76,10 +76,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("migrating {}: {e}", path.display())))?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Unavailable(format!("migrating {}: {e}", path.display())))?;
         sqlx::query("INSERT OR IGNORE INTO store_meta (key, value) VALUES ('store_id', ?)")
             .bind(uuid::Uuid::new_v4().to_string())
             .execute(&pool)
