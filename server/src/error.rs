@@ -67,6 +67,25 @@ pub enum Error {
     /// safe).
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A watch named another store's id.
+    #[error("this server's store is {actual}, not {expected}: a cursor from another store cannot be resumed here")]
+    StoreMismatch {
+        /// The id the client expected.
+        expected: String,
+        /// This server's store id.
+        actual: String,
+    },
+    /// A watch resumes after a revision this server has not reached.
+    #[error("cannot resume after revision {requested}: this server's head is {head} (did it lose data, or is this another store?)")]
+    ResumeAhead {
+        /// The requested revision.
+        requested: Revision,
+        /// The head.
+        head: Revision,
+    },
+    /// A limit (e.g. on watchers) was reached.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// The service is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,

@@ -11,3 +11,4 @@ pub mod registry;
 pub mod server;
 pub mod snapshot;
 pub mod store;
+pub mod watch;

@@ -6,7 +6,8 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, ValueEnum};
 use eligibility_server::{
     registry::Limits,
-    server::{self, Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN},
+    server::{self, Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, Http2Config},
+    watch::WatchConfig,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -44,6 +45,22 @@ struct Args {
     /// Longest wait, in milliseconds, for a read's min_revision.
     #[arg(long, env = "ELIGIBILITY_MAX_WAIT_MS", default_value_t = Limits::default().max_wait.as_millis() as u64)]
     max_wait_ms: u64,
+    /// Watch: progress heartbeat interval when idle, in milliseconds.
+    #[arg(long, env = "ELIGIBILITY_PROGRESS_INTERVAL_MS", default_value_t = WatchConfig::default().progress_interval.as_millis() as u64)]
+    progress_interval_ms: u64,
+    /// Watch: maximum open watch streams in total.
+    #[arg(long, env = "ELIGIBILITY_MAX_WATCHERS", default_value_t = WatchConfig::default().max_watchers)]
+    max_watchers: usize,
+    /// Watch: maximum open watch streams per client connection.
+    #[arg(long, env = "ELIGIBILITY_MAX_WATCHERS_PER_CONNECTION", default_value_t = WatchConfig::default().max_watchers_per_connection)]
+    max_watchers_per_connection: usize,
+    /// HTTP/2 connection window in bytes (sized for many streams per
+    /// connection).
+    #[arg(long, env = "ELIGIBILITY_H2_CONNECTION_WINDOW", default_value_t = Http2Config::default().connection_window)]
+    h2_connection_window: u32,
+    /// HTTP/2 per-stream window in bytes.
+    #[arg(long, env = "ELIGIBILITY_H2_STREAM_WINDOW", default_value_t = Http2Config::default().stream_window)]
+    h2_stream_window: u32,
 }
 
 async fn shutdown_signal() {
@@ -91,6 +108,17 @@ async fn main() -> ExitCode {
             max_wait: Duration::from_millis(args.max_wait_ms),
             ..Limits::default()
         },
+        watch: WatchConfig {
+            progress_interval: Duration::from_millis(args.progress_interval_ms),
+            max_watchers: args.max_watchers,
+            max_watchers_per_connection: args.max_watchers_per_connection,
+            ..WatchConfig::default()
+        },
+        http2: Http2Config {
+            connection_window: args.h2_connection_window,
+            stream_window: args.h2_stream_window,
+            ..Http2Config::default()
+        },
     };
     let registry = match server::open(&config).await {
         Ok(r) => r,
@@ -106,7 +134,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match server::run(listener, registry, shutdown_signal()).await {
+    match server::run(listener, registry, &config.http2, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

@@ -17,6 +17,7 @@ use crate::{
     model::{Change, Changeset, ChangesetDraft, EntryAction, ListMeta, RequestKey, fingerprint},
     snapshot::{Decision, Event, ListState, Snapshot},
     store::{AppendOutcome, Store, StoreError},
+    watch::{Hub, WatchConfig},
 };
 
 /// Limits on request sizes. Each has a clear error past it.
@@ -211,6 +212,7 @@ pub struct Registry {
     write_lock: Mutex<()>,
     head_tx: watch::Sender<Revision>,
     limits: Limits,
+    hub: Arc<Hub>,
 }
 
 /// How many changesets to read per store round trip when loading.
@@ -220,7 +222,7 @@ const WRITE_ATTEMPTS: usize = 5;
 
 impl Registry {
     /// Builds the registry from the store's whole log.
-    pub async fn open(store: Arc<dyn Store>, limits: Limits) -> Result<Arc<Self>> {
+    pub async fn open(store: Arc<dyn Store>, limits: Limits, watch: WatchConfig) -> Result<Arc<Self>> {
         let snap = Snapshot::empty(store.store_id());
         let (head_tx, _) = watch::channel(Revision::ZERO);
         let registry = Arc::new(Registry {
@@ -229,6 +231,7 @@ impl Registry {
             write_lock: Mutex::new(()),
             head_tx,
             limits,
+            hub: Arc::new(Hub::new(watch)),
         });
         let _guard = registry.write_lock.lock().await;
         registry.catch_up().await?;
@@ -256,9 +259,14 @@ impl Registry {
         self.head_tx.subscribe()
     }
 
-    /// The store (for streaming history to watchers).
+    /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The watchers' hub (live feed, limits, counters).
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 
     /// Applies every changeset the store has beyond the current snapshot.
@@ -270,17 +278,25 @@ impl Registry {
             if batch.is_empty() {
                 return Ok(());
             }
-            let mut snap = (*self.current.load_full()).clone();
+            let old = self.current.load_full();
+            let mut snap = (*old).clone();
             for cs in batch {
                 snap = snap.apply(cs)?;
             }
-            self.publish(snap);
+            self.publish(snap, old.revision());
         }
     }
 
-    fn publish(&self, snap: Snapshot) {
+    /// Swaps in `snap` and then announces the changesets after `from` to
+    /// watchers, in order. Swapping first means a watcher that receives a
+    /// changeset from the feed finds it in the snapshot too.
+    fn publish(&self, snap: Snapshot, from: Revision) {
         let rev = snap.revision();
-        self.current.store(Arc::new(snap));
+        let snap = Arc::new(snap);
+        self.current.store(snap.clone());
+        for cs in snap.changesets_after(from) {
+            self.hub.publish(cs.clone());
+        }
         self.head_tx.send_replace(rev);
     }
 
@@ -390,28 +406,15 @@ impl Registry {
         let size = self.page_size(page_size, 100, "page_size")?;
         let mut out = Vec::with_capacity(size.min(128));
         let mut next_after = None;
+        let filter = crate::watch::Filter { lists: [list.clone()].into(), countries: country.into_iter().collect() };
         for rev in l.touching(after, at) {
             let Some(cs) = snap.changeset(rev) else { continue };
-            let mut filtered = (**cs).clone();
-            if let Some(orig) = cs.activates {
-                // An activation entry matches when its original does.
-                let matches = snap
-                    .changeset(orig)
-                    .is_some_and(|o| o.changes.iter().any(|c| Changeset::matches(c, list, country)));
-                if !matches {
-                    continue;
-                }
-            } else {
-                filtered.changes.retain(|c| Changeset::matches(c, list, country));
-                if filtered.changes.is_empty() {
-                    continue;
-                }
-            }
+            let Some(shown) = crate::watch::present(snap, cs, &filter) else { continue };
             if out.len() == size {
                 next_after = out.last().map(|c: &Changeset| c.revision);
                 break;
             }
-            out.push(filtered);
+            out.push((*shown).clone());
         }
         Ok(HistoryPage { changesets: out, next_after })
     }
@@ -615,7 +618,7 @@ impl Registry {
                     let next = snap.apply(cs)?;
                     let rev = next.revision();
                     let cs = next.changeset(rev).cloned();
-                    self.publish(next);
+                    self.publish(next, snap.revision());
                     tracing::info!(revision = rev.0, actor = %opts.actor, "changeset recorded");
                     return Ok(WriteResult {
                         revision: rev,
@@ -640,6 +643,82 @@ impl Registry {
         }
         Err(Error::Unavailable(format!("the head kept moving; gave up after {WRITE_ATTEMPTS} attempts")))
     }
+}
+
+impl Registry {
+    /// Records activation entries for future-dated changesets as their
+    /// effective time arrives, until the hub shuts down. Exactly once: the
+    /// store refuses a second activation of the same revision (across
+    /// restarts and replicas), and a replica that loses the race loads the
+    /// winner's entry instead.
+    pub async fn run_activator(self: Arc<Self>) {
+        let mut stop = self.hub.shutdown_signal();
+        let mut head = self.subscribe_head();
+        loop {
+            let stopped = *stop.borrow();
+            if stopped {
+                return;
+            }
+            let next = self.snapshot().next_pending();
+            let now = Timestamp::now();
+            let wait = match next {
+                Some((t, rev)) if t <= now => match self.activate(rev).await {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, revision = rev.0, "cannot record activation entry; retrying");
+                        Duration::from_secs(1)
+                    }
+                },
+                // Re-check at least every minute, in case the clock jumps.
+                Some((t, _)) => Duration::from_micros((t.as_micros() - now.as_micros()) as u64).min(Duration::from_secs(60)),
+                None => Duration::from_secs(60),
+            };
+            tokio::select! {
+                _ = crate::watch::stopped(&mut stop) => return,
+                _ = head.changed() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Records the activation entry of changeset `rev` (if still pending).
+    pub async fn activate(&self, rev: Revision) -> Result<()> {
+        let _guard = self.write_lock.lock().await;
+        for _ in 0..WRITE_ATTEMPTS {
+            let snap = self.snapshot();
+            let Some(orig) = snap.changeset(rev).cloned() else {
+                return Err(Error::Corrupt(format!("activation of unknown revision {rev}")));
+            };
+            if !snap_has_pending(&snap, rev) {
+                return Ok(());
+            }
+            let draft = ChangesetDraft {
+                effective_at: Some(orig.effective_at),
+                actor: "system".to_owned(),
+                reason: format!("activation: changeset {rev} takes effect at {}", orig.effective_at),
+                reference: orig.reference.clone(),
+                request: None,
+                changes: Vec::new(),
+                activates: Some(rev),
+            };
+            match self.store.append(&draft, Some(snap.revision())).await.map_err(store_error)? {
+                AppendOutcome::Committed(cs) => {
+                    let next = snap.apply(cs)?;
+                    tracing::info!(revision = next.revision().0, activates = rev.0, "activation entry recorded");
+                    self.publish(next, snap.revision());
+                    return Ok(());
+                }
+                // Another replica recorded it, or the head moved: load and
+                // re-check.
+                _ => self.catch_up().await?,
+            }
+        }
+        Err(Error::Unavailable(format!("the head kept moving; gave up activating revision {rev}")))
+    }
+}
+
+fn snap_has_pending(snap: &Snapshot, rev: Revision) -> bool {
+    snap.changeset(rev).is_some_and(|cs| snap.is_pending(cs.effective_at, rev))
 }
 
 fn replay(snap: &Snapshot, cs: Arc<Changeset>, fingerprint: &str, id: &str) -> Result<WriteResult> {

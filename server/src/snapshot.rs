@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use eligibility::{Country, ListId, Revision, Timestamp};
-use imbl::{HashMap, OrdMap, Vector};
+use imbl::{HashMap, OrdMap, OrdSet, Vector};
 
 use crate::{
     error::Error,
@@ -188,6 +188,9 @@ pub struct Snapshot {
     log: Vector<Arc<Changeset>>,
     /// Idempotency keys seen: request id -> revision.
     requests: HashMap<Arc<str>, Revision>,
+    /// Future-dated changesets (effective after they were recorded) whose
+    /// activation entry is not recorded yet, by (effective_at, revision).
+    pending: OrdSet<(Timestamp, Revision)>,
 }
 
 impl Snapshot {
@@ -199,7 +202,19 @@ impl Snapshot {
             lists: OrdMap::new(),
             log: Vector::new(),
             requests: HashMap::new(),
+            pending: OrdSet::new(),
         }
+    }
+
+    /// The earliest future-dated changeset still awaiting its activation
+    /// entry: (effective_at, revision).
+    pub fn next_pending(&self) -> Option<(Timestamp, Revision)> {
+        self.pending.get_min().copied()
+    }
+
+    /// Whether the changeset at `rev` (effective at `t`) awaits activation.
+    pub fn is_pending(&self, t: Timestamp, rev: Revision) -> bool {
+        self.pending.contains(&(t, rev))
     }
 
     /// The head revision.
@@ -305,10 +320,17 @@ impl Snapshot {
                 }
             }
         }
+        if cs.activates.is_none()
+            && cs.effective_at > cs.recorded_at
+            && cs.changes.iter().any(|c| matches!(c, Change::Entry { .. }))
+        {
+            next.pending.insert((cs.effective_at, rev));
+        }
         if let Some(orig) = cs.activates {
             // An activation entry belongs to the history of every list its
             // original changeset touched.
             if let Some(o) = self.changeset(orig) {
+                next.pending.remove(&(o.effective_at, orig));
                 for c in &o.changes {
                     if !touched.contains(c.list()) {
                         touched.push(c.list().clone());

@@ -35,8 +35,9 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let reg = registry.clone();
+        let http2 = config.http2.clone();
         let handle = tokio::spawn(async move {
-            server::run(listener, reg, async {
+            server::run(listener, reg, &http2, async {
                 let _ = rx.await;
             })
             .await

@@ -11,7 +11,8 @@ use crate::{
     error::Error,
     model::{Change, Changeset, EntryAction, ListMeta, ListMode},
     registry::{Header, ListInfo},
-    snapshot::{Decision, DecisionReason, Event},
+    snapshot::{Decision, DecisionReason, Event as EntryEvent},
+    watch::Event,
 };
 
 /// An `INVALID_ARGUMENT` status with a standard `BadRequest` field
@@ -33,6 +34,8 @@ pub fn to_status(e: Error) -> Status {
         Error::ListExists(_) | Error::RequestIdReused { .. } => Status::already_exists(msg),
         Error::RevisionMismatch { .. } => Status::aborted(msg),
         Error::RevisionOutOfRange { .. } => Status::out_of_range(msg),
+        Error::StoreMismatch { .. } | Error::ResumeAhead { .. } => Status::failed_precondition(msg),
+        Error::ResourceExhausted(_) => Status::resource_exhausted(msg),
         Error::NotYetAtRevision { .. } | Error::Unavailable(_) | Error::ShuttingDown => Status::unavailable(msg),
         Error::Corrupt(_) => {
             tracing::error!(error = %msg, "internal error");
@@ -156,7 +159,7 @@ fn list_meta(id: &str, meta: &ListMeta, created: u64, updated: u64, members: u32
 }
 
 /// The deciding change of an event.
-pub fn deciding(e: &Event) -> pb::DecidingChange {
+pub fn deciding(e: &EntryEvent) -> pb::DecidingChange {
     let cs = &e.changeset;
     pb::DecidingChange {
         revision: e.revision.0,
@@ -222,6 +225,27 @@ pub fn changeset(cs: &Changeset) -> pb::Changeset {
         changes,
         activates_revision: cs.activates.map(|r| r.0).unwrap_or(0),
     }
+}
+
+/// A watch event to wire.
+pub fn watch_event(e: &Event, store_id: &str) -> pb::WatchEvent {
+    use pb::watch_event::Event as E;
+    let event = match e {
+        Event::Changeset(cs) => E::Changeset(changeset(cs)),
+        Event::Progress(r) => E::Progress(pb::Progress { revision: r.0, store_id: store_id.to_owned() }),
+        Event::SnapshotList(s) => E::SnapshotList(pb::SnapshotList {
+            list: Some(list(&s.info)),
+            entries: s.members.iter().map(|m| entry(m.country, &m.event)).collect(),
+            pending: s.pending.iter().map(|c| changeset(c)).collect(),
+        }),
+        Event::SnapshotEnd(r) => E::SnapshotEnd(pb::SnapshotEnd { revision: r.0, store_id: store_id.to_owned() }),
+    };
+    pb::WatchEvent { event: Some(event) }
+}
+
+/// A list member to wire.
+pub fn entry(country: eligibility::Country, e: &EntryEvent) -> pb::Entry {
+    pb::Entry { country: country.to_string(), conditions: e.conditions.to_string(), deciding_change: Some(deciding(e)) }
 }
 
 #[cfg(test)]

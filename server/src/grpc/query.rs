@@ -4,11 +4,14 @@
 use std::{pin::Pin, sync::Arc};
 
 use eligibility::{Consistency, Country, Revision, Timestamp, proto::v1 as pb};
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, invalid, to_status};
-use crate::registry::{Header, Registry, View};
+use crate::{
+    registry::{Header, Registry, View},
+    watch::{Filter, Start, WatchRequest},
+};
 
 /// The read service.
 pub struct EligibilityService {
@@ -115,11 +118,7 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
             entries: page
                 .members
                 .iter()
-                .map(|m| pb::Entry {
-                    country: m.country.to_string(),
-                    conditions: m.event.conditions.to_string(),
-                    deciding_change: Some(cv::deciding(&m.event)),
-                })
+                .map(|m| cv::entry(m.country, &m.event))
                 .collect(),
             next_page_token: page.next_after.map(|c| format!("{ENTRIES_TOKEN}{c}")).unwrap_or_default(),
         }))
@@ -201,7 +200,25 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
 
     type WatchStream = WatchStream;
 
-    async fn watch(&self, _req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        Err(Status::unimplemented("Watch is defined in eligibility.v1 but this server version does not serve it yet"))
+    async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let peer = req.remote_addr();
+        let r = req.into_inner();
+        let start = match r.start.and_then(|s| s.start) {
+            None | Some(pb::watch_start::Start::Now(_)) => Start::Now,
+            Some(pb::watch_start::Start::AfterRevision(n)) => Start::After(Revision(n)),
+            Some(pb::watch_start::Start::Snapshot(_)) => Start::Snapshot,
+        };
+        let mut filter = Filter::default();
+        for (i, l) in r.list_ids.iter().enumerate() {
+            filter.lists.insert(cv::list_id(&format!("list_ids[{i}]"), l)?);
+        }
+        for (i, c) in r.countries.iter().enumerate() {
+            filter.countries.insert(cv::country(&format!("countries[{i}]"), c)?);
+        }
+        let store_id = (!r.store_id.is_empty()).then_some(r.store_id);
+        let rx = self.registry.watch(WatchRequest { start, filter, store_id }, peer).await.map_err(to_status)?;
+        let store_id = self.registry.store_id();
+        let stream = ReceiverStream::new(rx).map(move |e| Ok(cv::watch_event(&e, &store_id)));
+        Ok(Response::new(Box::pin(stream)))
     }
 }

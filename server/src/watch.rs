@@ -1,0 +1,448 @@
+//! The change stream's domain side: filters, the per-watcher loop, limits.
+//!
+//! Every committed changeset is published on one bounded `broadcast`
+//! channel (the live feed) after the snapshot that contains it is swapped
+//! in. A watcher subscribes to the feed *before* it reads the snapshot, so
+//! nothing can fall between the two; duplicates at the seam are dropped by
+//! revision. A watcher that falls behind the feed (its client reads slowly,
+//! or it starts far back) is served from the registry's log, which holds
+//! the whole durable history in memory, then rejoins the feed: the writer
+//! never waits for a watcher, memory per watcher is bounded by its output
+//! buffer, and no event is lost (etcd's unsynced-watcher design).
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use eligibility::{Country, ListId, Revision, Timestamp};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::{
+    error::{Error, Result},
+    model::{Change, Changeset},
+    registry::{ListInfo, Member, Registry, View},
+    snapshot::Snapshot,
+};
+
+/// Where a watch starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Every change with revision > this.
+    After(Revision),
+    /// Only changes committed after the watch is accepted.
+    Now,
+    /// The current state first, then every change after it.
+    Snapshot,
+}
+
+/// Which changes a watcher wants. Empty sets mean "all".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only these lists.
+    pub lists: BTreeSet<ListId>,
+    /// Only entry changes about these countries (list metadata changes
+    /// always pass).
+    pub countries: BTreeSet<Country>,
+}
+
+impl Filter {
+    /// Whether the filter lets `change` through.
+    pub fn matches(&self, change: &Change) -> bool {
+        (self.lists.is_empty() || self.lists.contains(change.list()))
+            && (self.countries.is_empty() || change.country().is_none_or(|c| self.countries.contains(&c)))
+    }
+
+    /// Whether the filter passes everything.
+    pub fn is_all(&self) -> bool {
+        self.lists.is_empty() && self.countries.is_empty()
+    }
+}
+
+/// `cs` as a watcher (or History reader) sees it: filtered to the matching
+/// changes; an activation entry carries the changes of the changeset it
+/// activates (they take effect now) and that changeset's effective time.
+/// `None` when nothing matches.
+pub fn present(snap: &Snapshot, cs: &Arc<Changeset>, filter: &Filter) -> Option<Arc<Changeset>> {
+    let source = match cs.activates {
+        Some(orig) => snap.changeset(orig)?,
+        None => cs,
+    };
+    if filter.is_all() && cs.activates.is_none() {
+        return (!cs.changes.is_empty()).then(|| cs.clone());
+    }
+    let changes: Vec<Change> = source.changes.iter().filter(|c| filter.matches(c)).cloned().collect();
+    if changes.is_empty() {
+        return None;
+    }
+    if cs.activates.is_none() && changes.len() == cs.changes.len() {
+        return Some(cs.clone());
+    }
+    let mut out = (**cs).clone();
+    out.changes = changes;
+    if cs.activates.is_some() {
+        out.effective_at = source.effective_at;
+    }
+    Some(Arc::new(out))
+}
+
+/// One list's state in a snapshot-first start.
+#[derive(Clone, Debug)]
+pub struct SnapshotList {
+    /// Metadata and counts.
+    pub info: ListInfo,
+    /// Members now (filtered by country).
+    pub members: Vec<Member>,
+    /// Recorded changesets touching the list that are not yet in effect.
+    pub pending: Vec<Arc<Changeset>>,
+}
+
+/// What a watcher receives.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A changeset (filtered).
+    Changeset(Arc<Changeset>),
+    /// Everything through this revision has been sent.
+    Progress(Revision),
+    /// Snapshot-first: one list's state.
+    SnapshotList(SnapshotList),
+    /// Snapshot-first: the snapshot is complete at this revision.
+    SnapshotEnd(Revision),
+}
+
+/// Watch settings.
+#[derive(Clone, Debug)]
+pub struct WatchConfig {
+    /// Progress heartbeat interval when idle.
+    pub progress_interval: Duration,
+    /// Events buffered per watcher between its loop and its connection.
+    pub buffer: usize,
+    /// Capacity of the shared live feed.
+    pub feed_capacity: usize,
+    /// How long a resume from ahead of the head waits for the head.
+    pub resume_wait: Duration,
+    /// Watchers in total.
+    pub max_watchers: usize,
+    /// Watchers per client connection.
+    pub max_watchers_per_connection: usize,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            progress_interval: Duration::from_secs(10),
+            buffer: 64,
+            feed_capacity: 1024,
+            resume_wait: Duration::from_secs(3),
+            max_watchers: 100_000,
+            max_watchers_per_connection: 10_000,
+        }
+    }
+}
+
+/// Counters for operators (and the metrics endpoint).
+#[derive(Debug, Default)]
+pub struct WatchStats {
+    /// Watchers open now.
+    pub active: AtomicUsize,
+    /// Times a watcher fell behind the live feed and was served from the
+    /// log instead.
+    pub fallbacks: AtomicU64,
+    /// Watchers refused by a limit.
+    pub refused: AtomicU64,
+}
+
+/// The live feed, limits and shutdown signal shared by all watchers.
+pub struct Hub {
+    feed: broadcast::Sender<Arc<Changeset>>,
+    per_connection: Mutex<HashMap<SocketAddr, usize>>,
+    stats: WatchStats,
+    shutdown: watch::Sender<bool>,
+    config: WatchConfig,
+}
+
+impl Hub {
+    /// A hub with these settings.
+    pub fn new(config: WatchConfig) -> Self {
+        let (feed, _) = broadcast::channel(config.feed_capacity.max(1));
+        let (shutdown, _) = watch::channel(false);
+        Hub { feed, per_connection: Mutex::new(HashMap::new()), stats: WatchStats::default(), shutdown, config }
+    }
+
+    /// Publishes a committed changeset to live watchers (never blocks).
+    pub fn publish(&self, cs: Arc<Changeset>) {
+        // An error only means nobody is listening.
+        let _ = self.feed.send(cs);
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &WatchStats {
+        &self.stats
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &WatchConfig {
+        &self.config
+    }
+
+    /// Ends every watch stream and background task (graceful shutdown).
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that turns true at shutdown.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    fn admit(self: &Arc<Self>, peer: Option<SocketAddr>) -> Result<Admission> {
+        let total = self.stats.active.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut admission = Admission { hub: self.clone(), peer: None };
+        if total > self.config.max_watchers {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::ResourceExhausted(format!(
+                "this server already has {} watchers (the maximum is {})",
+                total - 1,
+                self.config.max_watchers
+            )));
+        }
+        if let Some(peer) = peer {
+            let mut map = self.per_connection.lock().unwrap_or_else(|p| p.into_inner());
+            let n = map.entry(peer).or_insert(0);
+            if *n >= self.config.max_watchers_per_connection {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::ResourceExhausted(format!(
+                    "connection {peer} already has {} watchers (the maximum per connection is {})",
+                    n, self.config.max_watchers_per_connection
+                )));
+            }
+            *n += 1;
+            admission.peer = Some(peer);
+        }
+        Ok(admission)
+    }
+}
+
+/// Completes when `rx` (a shutdown signal) turns true, or its sender is
+/// gone. Returns nothing, so no borrow of the value is held across awaits.
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// A watcher's place in the limits; released on drop (the stream ended or
+/// the client went away).
+struct Admission {
+    hub: Arc<Hub>,
+    peer: Option<SocketAddr>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.hub.stats.active.fetch_sub(1, Ordering::SeqCst);
+        if let Some(peer) = self.peer {
+            let mut map = self.hub.per_connection.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = map.get_mut(&peer) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&peer);
+                }
+            }
+        }
+    }
+}
+
+/// A watch request in domain terms.
+#[derive(Clone, Debug)]
+pub struct WatchRequest {
+    /// Where to start.
+    pub start: Start,
+    /// What to send.
+    pub filter: Filter,
+    /// The store id the client expects, if any.
+    pub store_id: Option<String>,
+}
+
+impl Registry {
+    /// Opens a watch: validates the request (store id, lists, resume
+    /// revision), then runs the watcher loop on its own task. Events arrive
+    /// on the returned receiver, which ends when the server shuts down.
+    pub async fn watch(self: &Arc<Self>, req: WatchRequest, peer: Option<SocketAddr>) -> Result<mpsc::Receiver<Event>> {
+        let hub = self.hub().clone();
+        if let Some(expected) = &req.store_id
+            && expected != self.snapshot().store_id()
+        {
+            return Err(Error::StoreMismatch { expected: expected.clone(), actual: self.snapshot().store_id().to_owned() });
+        }
+        for l in &req.filter.lists {
+            self.snapshot().list_at(l, self.snapshot().revision())?;
+        }
+        if let Start::After(r) = req.start
+            && r > self.snapshot().revision()
+        {
+            let mut rx = self.subscribe_head();
+            let reached = tokio::time::timeout(hub.config.resume_wait, rx.wait_for(|h| *h >= r)).await;
+            if !matches!(reached, Ok(Ok(_))) {
+                return Err(Error::ResumeAhead { requested: r, head: self.snapshot().revision() });
+            }
+        }
+        let admission = hub.admit(peer)?;
+        // Subscribe before reading any snapshot: see the module docs.
+        let feed = hub.feed.subscribe();
+        let (tx, rx) = mpsc::channel(hub.config.buffer.max(1));
+        let registry = self.clone();
+        tokio::spawn(async move {
+            let _admission = admission;
+            let mut w = Watcher { registry, hub, feed, tx, filter: req.filter, cursor: Revision::ZERO, owed: false };
+            if let Err(Gone) = w.run(req.start).await {
+                tracing::debug!("watcher ended: client gone or server shutting down");
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// The client went away or the server is shutting down.
+struct Gone;
+
+struct Watcher {
+    registry: Arc<Registry>,
+    hub: Arc<Hub>,
+    feed: broadcast::Receiver<Arc<Changeset>>,
+    tx: mpsc::Sender<Event>,
+    filter: Filter,
+    cursor: Revision,
+    /// A revision was filtered out since the last event sent: a Progress is
+    /// owed once the watcher is idle.
+    owed: bool,
+}
+
+impl Watcher {
+    async fn send(&mut self, e: Event) -> Result<(), Gone> {
+        let mut stop = self.hub.shutdown.subscribe();
+        let stopped = *stop.borrow();
+        if stopped {
+            return Err(Gone);
+        }
+        tokio::select! {
+            r = self.tx.send(e) => r.map_err(|_| Gone),
+            _ = crate::watch::stopped(&mut stop) => Err(Gone),
+        }
+    }
+
+    async fn emit(&mut self, snap: &Snapshot, cs: &Arc<Changeset>) -> Result<(), Gone> {
+        match present(snap, cs, &self.filter) {
+            Some(p) => {
+                self.owed = false;
+                self.cursor = cs.revision;
+                self.send(Event::Changeset(p)).await
+            }
+            None => {
+                self.owed = true;
+                self.cursor = cs.revision;
+                Ok(())
+            }
+        }
+    }
+
+    async fn run(&mut self, start: Start) -> Result<(), Gone> {
+        let snap = self.registry.snapshot();
+        self.cursor = match start {
+            Start::After(r) => r,
+            Start::Now => snap.revision(),
+            Start::Snapshot => {
+                self.send_snapshot(&snap).await?;
+                snap.revision()
+            }
+        };
+        let mut stop = self.hub.shutdown.subscribe();
+        let mut heartbeat = tokio::time::interval(self.hub.config.progress_interval);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.reset();
+        loop {
+            self.catch_up().await?;
+            // Live: take changesets from the feed in order.
+            loop {
+                if self.owed && self.feed.is_empty() {
+                    self.owed = false;
+                    self.send(Event::Progress(self.cursor)).await?;
+                }
+                tokio::select! {
+                    biased;
+                    _ = crate::watch::stopped(&mut stop) => return Err(Gone),
+                    _ = self.tx.closed() => return Err(Gone),
+                    r = self.feed.recv() => match r {
+                        Ok(cs) if cs.revision <= self.cursor => continue,
+                        Ok(cs) if cs.revision == self.cursor.next() => {
+                            let snap = self.registry.snapshot();
+                            self.emit(&snap, &cs).await?;
+                            heartbeat.reset();
+                        }
+                        // A gap means the feed and the log disagree about
+                        // what was published: the log is authoritative.
+                        Ok(_) => break,
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            self.hub.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(skipped = n, cursor = self.cursor.0, "watcher fell behind the live feed; serving it from the log");
+                            break;
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return Err(Gone),
+                    },
+                    _ = heartbeat.tick() => {
+                        self.owed = false;
+                        self.send(Event::Progress(self.cursor)).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends everything in the log after the cursor, until the cursor is at
+    /// the head.
+    async fn catch_up(&mut self) -> Result<(), Gone> {
+        loop {
+            let snap = self.registry.snapshot();
+            if self.cursor >= snap.revision() {
+                return Ok(());
+            }
+            // Collect the pending Arcs first: the log iterator borrows the
+            // snapshot across awaits otherwise.
+            let batch: Vec<Arc<Changeset>> = snap.changesets_after(self.cursor).take(256).cloned().collect();
+            for cs in &batch {
+                self.emit(&snap, cs).await?;
+            }
+        }
+    }
+
+    async fn send_snapshot(&mut self, snap: &Arc<Snapshot>) -> Result<(), Gone> {
+        let view = View { snap: snap.clone(), at: snap.revision(), as_of: Timestamp::now() };
+        let lists: Vec<ListId> = snap
+            .lists_at(view.at)
+            .map(|l| l.id.clone())
+            .filter(|id| self.filter.lists.is_empty() || self.filter.lists.contains(id))
+            .collect();
+        for id in lists {
+            let Ok(l) = snap.list_at(&id, view.at) else { continue };
+            let info = Registry::list_info(&view, l);
+            let members = l
+                .members(view.as_of, view.at)
+                .filter(|(c, _)| self.filter.countries.is_empty() || self.filter.countries.contains(c))
+                .map(|(country, e)| Member { country, event: e.clone() })
+                .collect();
+            let mut pending_revs: Vec<Revision> = l.pending(view.as_of, view.at).map(|e| e.revision).collect();
+            pending_revs.sort();
+            pending_revs.dedup();
+            let list_filter = Filter { lists: [id.clone()].into(), countries: self.filter.countries.clone() };
+            let pending = pending_revs
+                .into_iter()
+                .filter_map(|r| snap.changeset(r).and_then(|cs| present(snap, cs, &list_filter)))
+                .collect();
+            self.send(Event::SnapshotList(SnapshotList { info, members, pending })).await?;
+        }
+        self.send(Event::SnapshotEnd(snap.revision())).await
+    }
+}
