@@ -409,7 +409,17 @@ impl Registry {
         let filter = crate::watch::Filter { lists: [list.clone()].into(), countries: country.into_iter().collect() };
         for rev in l.touching(after, at) {
             let Some(cs) = snap.changeset(rev) else { continue };
-            let Some(shown) = crate::watch::present(snap, cs, &filter) else { continue };
+            let Some(mut shown) = crate::watch::present(snap, cs, &filter) else { continue };
+            if country.is_some() {
+                // History of one country: its entry changes only (the
+                // watch filter would also pass list metadata changes).
+                let mut only = (*shown).clone();
+                only.changes.retain(|c| c.country().is_some());
+                if only.changes.is_empty() {
+                    continue;
+                }
+                shown = Arc::new(only);
+            }
             if out.len() == size {
                 next_after = out.last().map(|c: &Changeset| c.revision);
                 break;
