@@ -7,7 +7,7 @@ use eligibility::proto::v1::{
     admin_service_server::AdminServiceServer, eligibility_service_server::EligibilityServiceServer,
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::{
     error::{Error, Result},
@@ -127,7 +127,9 @@ pub async fn run(
         .add_service(reflection)
         .add_service(EligibilityServiceServer::new(EligibilityService::new(registry.clone())))
         .add_service(AdminServiceServer::new(AdminService::new(registry.clone())))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        // TCP_NODELAY: without it, small responses wait on delayed ACKs
+        // (~40 ms per call on Linux).
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await;
     registry.hub().shutdown();
     let _ = activator.await;
