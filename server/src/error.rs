@@ -76,7 +76,9 @@ pub enum Error {
         actual: String,
     },
     /// A watch resumes after a revision this server has not reached.
-    #[error("cannot resume after revision {requested}: this server's head is {head} (did it lose data, or is this another store?)")]
+    #[error(
+        "cannot resume after revision {requested}: this server's head is {head} (did it lose data, or is this another store?)"
+    )]
     ResumeAhead {
         /// The requested revision.
         requested: Revision,

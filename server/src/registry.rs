@@ -680,7 +680,9 @@ impl Registry {
                     }
                 },
                 // Re-check at least every minute, in case the clock jumps.
-                Some((t, _)) => Duration::from_micros((t.as_micros() - now.as_micros()) as u64).min(Duration::from_secs(60)),
+                Some((t, _)) => {
+                    Duration::from_micros((t.as_micros() - now.as_micros()) as u64).min(Duration::from_secs(60))
+                }
                 None => Duration::from_secs(60),
             };
             tokio::select! {

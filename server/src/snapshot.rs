@@ -42,7 +42,7 @@ pub struct ListState {
     /// Metadata versions, by revision, ascending.
     versions: Vec<(Revision, ListMeta)>,
     /// Per-country timelines, each sorted by (effective_at, revision).
-    entries: OrdMap<Country, Arc<Vec<Event>>>,
+    entries: OrdMap<Country, Vector<Event>>,
     /// Revisions of changesets (and activation entries) touching the list,
     /// ascending.
     touching: Vector<Revision>,
@@ -311,12 +311,22 @@ impl Snapshot {
                         changeset: cs.clone(),
                     };
                     let l = next.list_mut(list, rev)?;
-                    let mut timeline = l.entries.get(country).map(|t| (**t).clone()).unwrap_or_default();
+                    // Persistent vector: inserting shares all but a path of
+                    // the tree with the previous snapshot.
+                    let mut timeline = l.entries.get(country).cloned().unwrap_or_default();
                     // This revision is the highest so far, so it goes after
                     // every event with effective_at <= its own.
-                    let at = timeline.partition_point(|e| e.effective_at <= event.effective_at);
+                    let at = timeline
+                        .binary_search_by(|e| {
+                            if e.effective_at <= event.effective_at {
+                                std::cmp::Ordering::Less
+                            } else {
+                                std::cmp::Ordering::Greater
+                            }
+                        })
+                        .unwrap_or_else(|i| i);
                     timeline.insert(at, event);
-                    l.entries.insert(*country, Arc::new(timeline));
+                    l.entries.insert(*country, timeline);
                 }
             }
         }

@@ -180,6 +180,18 @@ impl Hub {
         let _ = self.feed.send(cs);
     }
 
+    /// The most changesets the shared live feed can hold, whatever the
+    /// number or speed of watchers.
+    pub fn feed_len_bound(&self) -> usize {
+        self.config.feed_capacity.max(1)
+    }
+
+    /// Changesets in the live feed now (never above
+    /// [`Hub::feed_len_bound`]).
+    pub fn feed_len(&self) -> usize {
+        self.feed.len()
+    }
+
     /// Counters.
     pub fn stats(&self) -> &WatchStats {
         &self.stats
@@ -276,7 +288,10 @@ impl Registry {
         if let Some(expected) = &req.store_id
             && expected != self.snapshot().store_id()
         {
-            return Err(Error::StoreMismatch { expected: expected.clone(), actual: self.snapshot().store_id().to_owned() });
+            return Err(Error::StoreMismatch {
+                expected: expected.clone(),
+                actual: self.snapshot().store_id().to_owned(),
+            });
         }
         for l in &req.filter.lists {
             self.snapshot().list_at(l, self.snapshot().revision())?;

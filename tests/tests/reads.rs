@@ -78,7 +78,8 @@ async fn min_revision_waits_for_a_write_that_arrives_meanwhile() {
     let client = server.client().await;
     let mut q = client.raw_query();
     let p = pb::ReadPoint { as_of: None, consistency: Some(Consistency::MinRevision(4)) };
-    let mut req = tonic::Request::new(pb::CheckRequest { list_id: "cyber".into(), country: "MX".into(), point: Some(p) });
+    let mut req =
+        tonic::Request::new(pb::CheckRequest { list_id: "cyber".into(), country: "MX".into(), point: Some(p) });
     req.set_timeout(Duration::from_secs(5));
     let waiting = tokio::spawn(async move { q.check(req).await });
     // The read is parked until revision 4 exists; write it.
@@ -112,7 +113,10 @@ async fn health_and_reflection_are_served() {
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
     let mut refl = ServerReflectionClient::new(channel);
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut stream = refl.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
     let resp = stream.next().await.unwrap().unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else { panic!("{resp:?}") };

@@ -115,11 +115,7 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         Ok(Response::new(pb::ListEntriesResponse {
             header: Some(cv::header(&view.header())),
             mode: cv::mode(page.meta.mode),
-            entries: page
-                .members
-                .iter()
-                .map(|m| cv::entry(m.country, &m.event))
-                .collect(),
+            entries: page.members.iter().map(|m| cv::entry(m.country, &m.event)).collect(),
             next_page_token: page.next_after.map(|c| format!("{ENTRIES_TOKEN}{c}")).unwrap_or_default(),
         }))
     }
