@@ -1,0 +1,216 @@
+//! `eligibility-bench`: measures the service on this machine. It starts the
+//! release `eligibility-server` binary as a child process on a loopback
+//! port, over a temporary data directory, so the server's memory can be
+//! read apart from the load generator's. All load goes to 127.0.0.1, every
+//! loop is bounded in count and time, and the child is killed at the end.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use clap::{Parser, Subcommand};
+use eligibility::proto::v1::{self as pb, watch_event::Event as E, watch_start::Start};
+use eligibility_client::{Client, Country, EntryChange, ListId, ListMode, NewList, WriteOptions};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+
+#[derive(Parser)]
+#[command(about)]
+struct Cli {
+    /// The server binary (default: `eligibility-server` beside this one).
+    #[arg(long, global = true)]
+    server_bin: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// One change delivered to many watchers: time until the last has it.
+    Fanout {
+        /// Watcher counts to measure, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        watchers: Vec<usize>,
+        /// Changes per run (each delivered to every watcher).
+        #[arg(long, default_value_t = 20)]
+        repeats: usize,
+        /// Client connections the watchers are spread over.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+    },
+}
+
+/// A server child process on a loopback port.
+struct ServerProcess {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    async fn start(bin: &PathBuf) -> ServerProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Ask the OS for a free port, then hand it to the server.
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(bin)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--log-level", "warn", "--data-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it with cargo build --release)", bin.display()));
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(c) = Client::connect(url.clone()).await
+                && c.lists(Default::default()).await.is_ok()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ServerProcess { child, url, _dir: dir }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usize) {
+    let server = ServerProcess::start(bin).await;
+    let admin = Client::connect(server.url.clone()).await.unwrap();
+    let list = ListId::parse("bench").unwrap();
+    admin
+        .create_list(
+            &NewList {
+                id: list.clone(),
+                title: "bench".into(),
+                description: String::new(),
+                authority: String::new(),
+                mode: ListMode::Allowlist,
+            },
+            &WriteOptions::reason("bench"),
+        )
+        .await
+        .unwrap();
+    let rss_before = server.rss_kib();
+    let mut clients = Vec::new();
+    for _ in 0..connections {
+        clients.push(Client::connect(server.url.clone()).await.unwrap());
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Instant)>();
+    let mut opened = Vec::new();
+    for i in 0..watchers {
+        let c = clients[i % connections].clone();
+        let tx = tx.clone();
+        opened.push(tokio::spawn(async move {
+            let mut s = c
+                .raw_query()
+                .watch(pb::WatchRequest {
+                    start: Some(pb::WatchStart { start: Some(Start::Now(true)) }),
+                    ..Default::default()
+                })
+                .await
+                .expect("watch")
+                .into_inner();
+            tokio::spawn(async move {
+                while let Some(Ok(ev)) = s.next().await {
+                    if let Some(E::Changeset(cs)) = ev.event {
+                        let _ = tx.send((cs.revision, Instant::now()));
+                    }
+                }
+            });
+        }));
+    }
+    drop(tx);
+    for o in opened {
+        o.await.unwrap();
+    }
+    // Let the server settle its per-watcher tasks before reading memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_watching = server.rss_kib();
+    let countries: Vec<Country> = Country::all().into_iter().take(50).collect();
+    let mut from_write = Vec::new();
+    let mut from_ack = Vec::new();
+    for i in 0..repeats {
+        let change = if i % 2 == 0 {
+            EntryChange::add(&list, countries[i % 50])
+        } else {
+            EntryChange::remove(&list, countries[(i - 1) % 50])
+        };
+        let t0 = Instant::now();
+        let w = admin.apply(&[change], None, &WriteOptions::reason(format!("fanout {i}"))).await.unwrap();
+        let acked = Instant::now();
+        let mut got = 0;
+        let mut last = t0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while got < watchers {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((rev, at))) if rev == w.revision.0 => {
+                    got += 1;
+                    last = last.max(at);
+                }
+                Ok(Some(_)) => {}
+                _ => panic!("only {got} of {watchers} watchers got revision {} within 30 s", w.revision),
+            }
+        }
+        from_write.push(last - t0);
+        from_ack.push(last.saturating_duration_since(acked));
+    }
+    from_write.sort();
+    from_ack.sort();
+    println!(
+        "fanout: {watchers} watchers over {connections} connections, {repeats} changes: last delivery after write start p50 {} p99 {} max {}; after write ack p50 {} p99 {}; server RSS {} MiB before watchers, {} MiB with them ({:.1} KiB per watcher)",
+        ms(percentile(&from_write, 0.5)),
+        ms(percentile(&from_write, 0.99)),
+        ms(*from_write.last().unwrap()),
+        ms(percentile(&from_ack, 0.5)),
+        ms(percentile(&from_ack, 0.99)),
+        rss_before / 1024,
+        rss_watching / 1024,
+        (rss_watching.saturating_sub(rss_before)) as f64 / watchers as f64,
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let bin =
+        cli.server_bin.unwrap_or_else(|| std::env::current_exe().unwrap().parent().unwrap().join("eligibility-server"));
+    match cli.command {
+        Cmd::Fanout { watchers, repeats, connections } => {
+            for n in watchers {
+                fanout(&bin, n, repeats, connections).await;
+            }
+        }
+    }
+}
