@@ -94,6 +94,19 @@ impl ListState {
         })
     }
 
+    /// Countries whose deciding change at (as_of, at) is a removal, ordered,
+    /// with that change.
+    pub fn removed(&self, as_of: Timestamp, at: Revision) -> impl Iterator<Item = (Country, &Event)> {
+        self.entries.iter().filter_map(move |(c, timeline)| {
+            timeline
+                .iter()
+                .rev()
+                .find(|e| e.effective_at <= as_of && e.revision <= at)
+                .filter(|e| e.action == EntryAction::Remove)
+                .map(|e| (*c, e))
+        })
+    }
+
     /// Members at (as_of, at) whose code is greater than `after`.
     pub fn members_after(
         &self,

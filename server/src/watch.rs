@@ -100,6 +100,8 @@ pub struct SnapshotList {
     pub members: Vec<Member>,
     /// Recorded changesets touching the list that are not yet in effect.
     pub pending: Vec<Arc<Changeset>>,
+    /// Countries whose deciding change is a removal, with that change.
+    pub removed: Vec<Member>,
 }
 
 /// What a watcher receives.
@@ -111,8 +113,9 @@ pub enum Event {
     Progress(Revision),
     /// Snapshot-first: one list's state.
     SnapshotList(SnapshotList),
-    /// Snapshot-first: the snapshot is complete at this revision.
-    SnapshotEnd(Revision),
+    /// Snapshot-first: the snapshot is complete at this revision, evaluated
+    /// at this valid time.
+    SnapshotEnd(Revision, Timestamp),
 }
 
 /// Watch settings.
@@ -456,8 +459,13 @@ impl Watcher {
                 .into_iter()
                 .filter_map(|r| snap.changeset(r).and_then(|cs| present(snap, cs, &list_filter)))
                 .collect();
-            self.send(Event::SnapshotList(SnapshotList { info, members, pending })).await?;
+            let removed = l
+                .removed(view.as_of, view.at)
+                .filter(|(c, _)| self.filter.countries.is_empty() || self.filter.countries.contains(c))
+                .map(|(country, e)| Member { country, event: e.clone() })
+                .collect();
+            self.send(Event::SnapshotList(SnapshotList { info, members, pending, removed })).await?;
         }
-        self.send(Event::SnapshotEnd(snap.revision())).await
+        self.send(Event::SnapshotEnd(snap.revision(), view.as_of)).await
     }
 }

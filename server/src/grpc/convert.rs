@@ -237,8 +237,13 @@ pub fn watch_event(e: &Event, store_id: &str) -> pb::WatchEvent {
             list: Some(list(&s.info)),
             entries: s.members.iter().map(|m| entry(m.country, &m.event)).collect(),
             pending: s.pending.iter().map(|c| changeset(c)).collect(),
+            removed: s.removed.iter().map(|m| entry(m.country, &m.event)).collect(),
         }),
-        Event::SnapshotEnd(r) => E::SnapshotEnd(pb::SnapshotEnd { revision: r.0, store_id: store_id.to_owned() }),
+        Event::SnapshotEnd(r, as_of) => E::SnapshotEnd(pb::SnapshotEnd {
+            revision: r.0,
+            store_id: store_id.to_owned(),
+            as_of: Some((*as_of).into()),
+        }),
     };
     pb::WatchEvent { event: Some(event) }
 }
