@@ -1,5 +1,6 @@
 //! The client's error type.
 
+use eligibility::Revision;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -28,7 +29,11 @@ pub enum Error {
     /// revision.
     #[error("conflict: {message}")]
     Conflict {
-        /// The server's message (names expected and actual revisions).
+        /// The revision the write expected.
+        expected: Option<Revision>,
+        /// The head it found.
+        actual: Option<Revision>,
+        /// The server's message.
         message: String,
     },
     /// A revision beyond the server's head was asked for.
@@ -57,7 +62,8 @@ pub enum Error {
     /// The server's answer lacks something the API promises.
     #[error("invalid response: {0}")]
     InvalidResponse(String),
-    /// The server belongs to a different store than expected.
+    /// The server belongs to a different store than expected (a cursor or
+    /// mirror cannot continue against it).
     #[error("store mismatch: expected store {expected}, server has {actual}")]
     StoreMismatch {
         /// The expected store id.
@@ -65,6 +71,27 @@ pub enum Error {
         /// The server's store id.
         actual: String,
     },
+    /// Any other failed precondition (e.g. resuming after a revision the
+    /// server does not have).
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(String),
+    /// A mirror has not heard from the server for longer than its
+    /// staleness bound: it refuses to answer rather than risk a stale
+    /// "eligible".
+    #[error("stale: the mirror's last contact with the server was {age:?} ago (bound {max:?}); refusing to answer")]
+    Stale {
+        /// Time since the last contact.
+        age: std::time::Duration,
+        /// The configured bound.
+        max: std::time::Duration,
+    },
+    /// A mirror has not received its initial snapshot yet.
+    #[error("not ready: the mirror has not received its first snapshot")]
+    NotReady,
+    /// A mirror cannot answer this point (e.g. an `as_of` before its
+    /// snapshot); ask the server.
+    #[error("not in the mirror: {0}")]
+    NotInMirror(String),
 }
 
 impl From<tonic::Status> for Error {
@@ -78,7 +105,18 @@ impl From<tonic::Status> for Error {
             }
             Code::NotFound => Error::NotFound(message),
             Code::AlreadyExists => Error::AlreadyExists(message),
-            Code::Aborted => Error::Conflict { message },
+            Code::Aborted => {
+                let md = s.get_details_error_info().map(|i| i.metadata).unwrap_or_default();
+                let rev = |k: &str| md.get(k).and_then(|v| v.parse().ok()).map(Revision);
+                Error::Conflict { expected: rev("expected_revision"), actual: rev("actual_revision"), message }
+            }
+            Code::FailedPrecondition => match s.get_details_error_info() {
+                Some(i) if i.reason == "STORE_MISMATCH" => Error::StoreMismatch {
+                    expected: String::new(),
+                    actual: i.metadata.get("store_id").cloned().unwrap_or_default(),
+                },
+                _ => Error::FailedPrecondition(message),
+            },
             Code::OutOfRange => Error::OutOfRange(message),
             Code::Unavailable => Error::Unavailable(message),
             Code::Unauthenticated => Error::Unauthenticated(message),
@@ -92,6 +130,21 @@ impl From<tonic::Status> for Error {
 impl From<tonic::transport::Error> for Error {
     fn from(e: tonic::transport::Error) -> Self {
         Error::Transport(format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))
+    }
+}
+
+impl Error {
+    /// Whether retrying the same call may succeed (the server or network was
+    /// unavailable). Reads are retried automatically by the client's retry
+    /// policy; a write may be retried with the same request id.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unavailable(_) | Error::Transport(_) => true,
+            Error::Status(s) => {
+                matches!(s.code(), Code::Unknown | Code::Cancelled) && std::error::Error::source(s.as_ref()).is_some()
+            }
+            _ => false,
+        }
     }
 }
 

@@ -30,8 +30,14 @@ impl TestServer {
 
     /// Starts a server with a full configuration.
     pub async fn start_with(config: Config) -> TestServer {
+        Self::start_at(config, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Starts a server on a given address (to restart one where its
+    /// clients expect it).
+    pub async fn start_at(config: Config, addr: SocketAddr) -> TestServer {
         let registry = server::open(&config).await.expect("open store");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let reg = registry.clone();
@@ -59,6 +65,19 @@ impl TestServer {
     /// Stops gracefully and waits until the store is closed.
     pub async fn stop(mut self) {
         self.stop_inner().await;
+    }
+
+    /// Stops abruptly, as a crash would look to clients: the serving task
+    /// is aborted, connections drop without a goodbye, then the store is
+    /// closed so the directory can be reopened.
+    pub async fn kill(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+            let _ = h.await;
+        }
+        self.shutdown.take();
+        self.registry.hub().shutdown();
+        self.registry.store().close().await;
     }
 
     async fn stop_inner(&mut self) {

@@ -177,7 +177,7 @@ async fn stale_expected_revision_is_aborted() {
         .await
         .unwrap_err();
     match err {
-        Error::Conflict { message } => {
+        Error::Conflict { message, .. } => {
             assert!(message.contains("expected_revision 1") && message.contains("2"), "{message}")
         }
         other => panic!("expected Conflict, got {other:?}"),

@@ -25,6 +25,16 @@ pub fn invalid(field: &str, message: &str) -> Status {
     )
 }
 
+/// The `google.rpc.ErrorInfo` domain of this API's errors.
+pub const ERROR_DOMAIN: &str = "eligibility.v1";
+
+/// A status with a machine-readable `ErrorInfo` (reason and metadata).
+fn info(code: Code, msg: String, reason: &str, metadata: &[(&str, String)]) -> Status {
+    let md: std::collections::HashMap<String, String> =
+        metadata.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    Status::with_error_details(code, msg, ErrorDetails::with_error_info(reason, ERROR_DOMAIN, md))
+}
+
 /// Maps a domain error to a status. Exhaustive on purpose.
 pub fn to_status(e: Error) -> Status {
     let msg = e.to_string();
@@ -32,9 +42,19 @@ pub fn to_status(e: Error) -> Status {
         Error::InvalidArgument { field, message } => invalid(&field, &message),
         Error::ListNotFound { .. } => Status::not_found(msg),
         Error::ListExists(_) | Error::RequestIdReused { .. } => Status::already_exists(msg),
-        Error::RevisionMismatch { .. } => Status::aborted(msg),
+        Error::RevisionMismatch { expected, actual } => info(
+            Code::Aborted,
+            msg,
+            "REVISION_MISMATCH",
+            &[("expected_revision", expected.to_string()), ("actual_revision", actual.to_string())],
+        ),
         Error::RevisionOutOfRange { .. } => Status::out_of_range(msg),
-        Error::StoreMismatch { .. } | Error::ResumeAhead { .. } => Status::failed_precondition(msg),
+        Error::StoreMismatch { ref actual, .. } => {
+            info(Code::FailedPrecondition, msg.clone(), "STORE_MISMATCH", &[("store_id", actual.clone())])
+        }
+        Error::ResumeAhead { head, .. } => {
+            info(Code::FailedPrecondition, msg, "RESUME_AHEAD", &[("head_revision", head.to_string())])
+        }
         Error::ResourceExhausted(_) => Status::resource_exhausted(msg),
         Error::NotYetAtRevision { .. } | Error::Unavailable(_) | Error::ShuttingDown => Status::unavailable(msg),
         Error::Corrupt(_) => {
