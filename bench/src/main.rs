@@ -29,6 +29,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// In-process `Mirror::check` cost, against a `HashMap` lookup of the
+    /// same keys as the baseline, in the same run.
+    Mirror {
+        /// Checks per measurement.
+        #[arg(long, default_value_t = 5_000_000)]
+        checks: usize,
+    },
     /// One change delivered to many watchers: time until the last has it.
     Fanout {
         /// Watcher counts to measure, one run each.
@@ -52,12 +59,17 @@ struct ServerProcess {
 
 impl ServerProcess {
     async fn start(bin: &PathBuf) -> ServerProcess {
+        Self::start_with(bin, &[]).await
+    }
+
+    async fn start_with(bin: &PathBuf, extra: &[&str]) -> ServerProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         // Ask the OS for a free port, then hand it to the server.
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(bin)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--log-level", "warn", "--data-dir"])
             .arg(dir.path())
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -201,12 +213,65 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     );
 }
 
+async fn mirror(bin: &PathBuf, checks: usize) {
+    use std::{collections::HashMap, hint::black_box};
+    let server = ServerProcess::start_with(bin, &["--demo"]).await;
+    let client = Client::connect(server.url.clone()).await.unwrap();
+    let cyber = ListId::parse("cyber").unwrap();
+    let mirror = client.mirror(eligibility_client::MirrorOptions::default()).await.unwrap();
+    let countries: Vec<Country> = Country::all();
+    // Baseline: the cheapest plausible in-process answer, a hash map of
+    // precomputed (list, country) -> eligible, plus reading the clock
+    // (a time-aware answer needs "now").
+    let mut table = HashMap::new();
+    for c in &countries {
+        table.insert((cyber.clone(), *c), mirror.check(&cyber, *c).unwrap().eligible);
+    }
+    let mut best_mirror = f64::MAX;
+    let mut best_base = f64::MAX;
+    let mut best_lookup = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut yes = 0usize;
+        for i in 0..checks {
+            let c = countries[i % countries.len()];
+            yes += *black_box(table.get(&(black_box(&cyber).clone(), black_box(c)))).unwrap() as usize;
+        }
+        black_box(yes);
+        best_lookup = best_lookup.min(t.elapsed().as_nanos() as f64 / checks as f64);
+        let t = Instant::now();
+        let mut yes = 0usize;
+        for i in 0..checks {
+            let c = countries[i % countries.len()];
+            yes += black_box(mirror.check(black_box(&cyber), black_box(c)).unwrap().eligible) as usize;
+        }
+        black_box(yes);
+        best_mirror = best_mirror.min(t.elapsed().as_nanos() as f64 / checks as f64);
+        let t = Instant::now();
+        let mut yes = 0usize;
+        for i in 0..checks {
+            let c = countries[i % countries.len()];
+            let _now = black_box(eligibility::Timestamp::now());
+            yes += *black_box(table.get(&(black_box(&cyber).clone(), black_box(c)))).unwrap() as usize;
+        }
+        black_box(yes);
+        best_base = best_base.min(t.elapsed().as_nanos() as f64 / checks as f64);
+    }
+    println!(
+        "mirror: Mirror::check {best_mirror:.1} ns/check; baselines in the same run: HashMap lookup {best_lookup:.1} ns (ratio {:.2}x), HashMap lookup + std clock read {best_base:.1} ns (ratio {:.2}x); best of 3 x {checks} checks over {} countries",
+        best_mirror / best_lookup,
+        best_mirror / best_base,
+        countries.len()
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
     let bin =
         cli.server_bin.unwrap_or_else(|| std::env::current_exe().unwrap().parent().unwrap().join("eligibility-server"));
     match cli.command {
+        Cmd::Mirror { checks } => mirror(&bin, checks).await,
         Cmd::Fanout { watchers, repeats, connections } => {
             for n in watchers {
                 fanout(&bin, n, repeats, connections).await;

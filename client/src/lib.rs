@@ -29,7 +29,7 @@ pub use client::{
 };
 pub use eligibility::{Consistency, Country, ListId, Point, Revision, Timestamp, point_to_proto};
 pub use error::{Error, Result};
-pub use mirror::{AppliedChange, Mirror, MirrorOptions, MirrorStatus};
+pub use mirror::{AppliedChange, Mirror, MirrorDecision, MirrorOptions, MirrorStatus, Verdict};
 pub use types::*;
 pub use watch::{ConnectionState, SnapshotList, WatchEvent, WatchOptions, WatchStart, WatchStream};
 
