@@ -24,7 +24,7 @@ async fn demo_server() -> Server {
     let (tx, rx) = oneshot::channel::<()>();
     let reg = registry.clone();
     tokio::spawn(async move {
-        server::run(listener, reg, &config.http2, async {
+        server::run(listener, reg, &config, async {
             let _ = rx.await;
         })
         .await

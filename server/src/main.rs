@@ -7,6 +7,7 @@ use clap::{Parser, ValueEnum};
 use eligibility_server::{
     registry::Limits,
     server::{self, Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, Http2Config},
+    store::PgOptions,
     watch::WatchConfig,
 };
 use tracing_subscriber::EnvFilter;
@@ -61,6 +62,21 @@ struct Args {
     /// HTTP/2 per-stream window in bytes.
     #[arg(long, env = "ELIGIBILITY_H2_STREAM_WINDOW", default_value_t = Http2Config::default().stream_window)]
     h2_stream_window: u32,
+    /// Use Postgres (several replicas on one database) instead of the
+    /// embedded store, e.g. postgres://user@host:5432/eligibility.
+    #[arg(long, env = "ELIGIBILITY_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Postgres connection pool size.
+    #[arg(long, env = "ELIGIBILITY_PG_MAX_CONNECTIONS", default_value_t = PgOptions::default().max_connections)]
+    pg_max_connections: u32,
+    /// How long a query waits for a Postgres connection, in milliseconds
+    /// (during an outage, writes fail with UNAVAILABLE after this).
+    #[arg(long, env = "ELIGIBILITY_PG_ACQUIRE_TIMEOUT_MS", default_value_t = PgOptions::default().acquire_timeout.as_millis() as u64)]
+    pg_acquire_timeout_ms: u64,
+    /// With Postgres: re-read the log at least this often, in milliseconds
+    /// (the safety net under LISTEN/NOTIFY).
+    #[arg(long, env = "ELIGIBILITY_TAIL_POLL_MS", default_value_t = 1000)]
+    tail_poll_ms: u64,
 }
 
 async fn shutdown_signal() {
@@ -119,6 +135,12 @@ async fn main() -> ExitCode {
             stream_window: args.h2_stream_window,
             ..Http2Config::default()
         },
+        database_url: args.database_url.clone(),
+        postgres: PgOptions {
+            max_connections: args.pg_max_connections,
+            acquire_timeout: Duration::from_millis(args.pg_acquire_timeout_ms),
+        },
+        tail_poll: Duration::from_millis(args.tail_poll_ms),
     };
     let registry = match server::open(&config).await {
         Ok(r) => r,
@@ -134,7 +156,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match server::run(listener, registry, &config.http2, shutdown_signal()).await {
+    match server::run(listener, registry, &config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

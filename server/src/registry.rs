@@ -218,7 +218,7 @@ pub struct Registry {
 /// How many changesets to read per store round trip when loading.
 const LOAD_BATCH: u32 = 1000;
 /// How many times a write retries after another replica moved the head.
-const WRITE_ATTEMPTS: usize = 5;
+const WRITE_ATTEMPTS: usize = 20;
 
 impl Registry {
     /// Builds the registry from the store's whole log.
@@ -440,7 +440,7 @@ impl Registry {
             None,
             &[Change::CreateList { list: list.clone(), meta: meta.clone() }],
         );
-        self.write(opts, None, fp, move |snap| {
+        self.write(opts, None, fp, true, move |snap| {
             if snap.list_at(&list, snap.revision()).is_ok() {
                 return Err(Error::ListExists(list.clone()));
             }
@@ -459,7 +459,7 @@ impl Registry {
         )?;
         let key = format!("{list}\n{:?}\n{:?}\n{:?}", patch.title, patch.description, patch.authority);
         let fp = fingerprint(&["update_list", &opts.actor, &opts.reason, &opts.reference, &key]);
-        self.write(opts, None, fp, move |snap| {
+        self.write(opts, None, fp, true, move |snap| {
             let l = snap.list_at(&list, snap.revision())?;
             let old = l.meta_at(snap.revision());
             let meta = ListMeta {
@@ -514,7 +514,7 @@ impl Registry {
             .map(|c| Change::Entry { list: c.list, country: c.country, action: c.action, conditions: c.conditions })
             .collect();
         let fp = request_fingerprint("apply", &opts, effective_at, &changes);
-        self.write(opts, effective_at, fp, move |snap| {
+        self.write(opts, effective_at, fp, false, move |snap| {
             for c in &changes {
                 if snap.list_at(c.list(), snap.revision()).is_err() {
                     return Err(Error::ListNotFound { list: c.list().clone(), at: None });
@@ -548,7 +548,7 @@ impl Registry {
         }
         let eff = effective_at.map(|t| t.to_string()).unwrap_or_default();
         let fp = fingerprint(&["replace_members", &opts.actor, &opts.reason, &opts.reference, &eff, &key]);
-        self.write(opts, effective_at, fp, move |snap| {
+        self.write(opts, effective_at, fp, true, move |snap| {
             let at = snap.revision();
             let l = snap.list_at(&list, at)?;
             let when = effective_at.unwrap_or_else(Timestamp::now);
@@ -586,12 +586,28 @@ impl Registry {
         opts: WriteOptions,
         effective_at: Option<Timestamp>,
         fingerprint: String,
+        depends_on_state: bool,
         build: impl Fn(&Snapshot) -> Result<Vec<Change>>,
     ) -> Result<WriteResult> {
         let opts = check_options(opts)?;
         let _guard = self.write_lock.lock().await;
-        for _ in 0..WRITE_ATTEMPTS {
-            let snap = self.snapshot();
+        for attempt in 0..WRITE_ATTEMPTS {
+            if attempt > 0 {
+                // Another replica keeps winning the race: back off a little,
+                // randomly, so the contenders spread out.
+                tokio::time::sleep(Duration::from_millis(
+                    1 + (Timestamp::now().as_micros() % 7) as u64 * attempt as u64,
+                ))
+                .await;
+            }
+            let mut snap = self.snapshot();
+            if let Some(expected) = opts.expected_revision
+                && expected > snap.revision()
+            {
+                // This replica may lag the store: look before refusing.
+                self.catch_up().await?;
+                snap = self.snapshot();
+            }
             if let Some(id) = &opts.request_id
                 && let Some(rev) = snap.request(id)
             {
@@ -604,7 +620,19 @@ impl Registry {
             {
                 return Err(Error::RevisionMismatch { expected, actual: snap.revision() });
             }
-            let changes = build(&snap)?;
+            let changes = match build(&snap) {
+                // The list may exist already on another replica: look
+                // before refusing.
+                Err(Error::ListNotFound { .. }) if self.store.appended_elsewhere().is_some() && attempt == 0 => {
+                    self.catch_up().await?;
+                    let fresh = self.snapshot();
+                    if fresh.revision() == snap.revision() {
+                        build(&snap)?;
+                    }
+                    continue;
+                }
+                other => other?,
+            };
             if changes.is_empty() {
                 return Ok(WriteResult {
                     revision: snap.revision(),
@@ -623,12 +651,17 @@ impl Registry {
                 changes,
                 activates: None,
             };
-            match self.store.append(&draft, Some(snap.revision())).await {
+            // The store checks the head itself (memory may lag another
+            // replica) when the client asked for it, or when the changes
+            // were computed from the current state. Plain entry changes do
+            // not depend on it (lists are never deleted), so they need not
+            // lose races to other replicas' writes.
+            let precondition = opts.expected_revision.or(depends_on_state.then(|| snap.revision()));
+            match self.store.append(&draft, precondition).await {
                 Ok(AppendOutcome::Committed(cs)) => {
-                    let next = snap.apply(cs)?;
-                    let rev = next.revision();
-                    let cs = next.changeset(rev).cloned();
-                    self.publish(next, snap.revision());
+                    let rev = cs.revision;
+                    self.absorb(&snap, cs).await?;
+                    let cs = self.snapshot().changeset(rev).cloned();
                     tracing::info!(revision = rev.0, actor = %opts.actor, "changeset recorded");
                     return Ok(WriteResult {
                         revision: rev,
@@ -643,15 +676,36 @@ impl Registry {
                     let id = opts.request_id.as_deref().unwrap_or_default();
                     return replay(&self.snapshot(), Arc::new(cs), &fingerprint, id);
                 }
-                Ok(AppendOutcome::HeadMismatch { .. }) => {
+                Ok(AppendOutcome::HeadMismatch { actual, .. }) => {
                     // Another replica wrote first: load its changesets and
                     // re-validate against the new head.
                     self.catch_up().await?;
+                    if let Some(expected) = opts.expected_revision {
+                        return Err(Error::RevisionMismatch { expected, actual });
+                    }
                 }
                 Err(e) => return Err(store_error(e)),
             }
         }
         Err(Error::Unavailable(format!("the head kept moving; gave up after {WRITE_ATTEMPTS} attempts")))
+    }
+
+    /// Brings a changeset this replica just committed into memory: applied
+    /// directly when it follows `snap`, else (another replica committed in
+    /// between) by reading the log up to it.
+    async fn absorb(&self, snap: &Arc<Snapshot>, cs: Changeset) -> Result<()> {
+        if cs.revision == snap.revision().next() && self.snapshot().revision() == snap.revision() {
+            let next = snap.apply(cs)?;
+            self.publish(next, snap.revision());
+            Ok(())
+        } else {
+            let rev = cs.revision;
+            self.catch_up().await?;
+            if self.snapshot().revision() < rev {
+                return Err(Error::Corrupt(format!("committed revision {rev} is not in the store's log")));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -693,6 +747,39 @@ impl Registry {
         }
     }
 
+    /// Follows appends made by other replicas (stores that have them):
+    /// re-reads the log when the store signals, and every `poll` as a
+    /// safety net, until the hub shuts down. Logs an outage once and its
+    /// recovery.
+    pub async fn run_tailer(self: Arc<Self>, poll: Duration) {
+        let Some(mut signal) = self.store.appended_elsewhere() else { return };
+        let mut stop = self.hub.shutdown_signal();
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = crate::watch::stopped(&mut stop) => return,
+                r = signal.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(poll) => {}
+            }
+            let result = {
+                let _guard = self.write_lock.lock().await;
+                self.catch_up().await
+            };
+            match result {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!(revision = self.snapshot().revision().0, store = %self.store.describe(), "store reachable again; caught up");
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, store = %self.store.describe(), "cannot read the store; answering reads from memory at the last known revision");
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
     /// Records the activation entry of changeset `rev` (if still pending).
     pub async fn activate(&self, rev: Revision) -> Result<()> {
         let _guard = self.write_lock.lock().await;
@@ -713,11 +800,13 @@ impl Registry {
                 changes: Vec::new(),
                 activates: Some(rev),
             };
-            match self.store.append(&draft, Some(snap.revision())).await.map_err(store_error)? {
+            // No head precondition: the store records one activation per
+            // revision, whoever gets there first.
+            match self.store.append(&draft, None).await.map_err(store_error)? {
                 AppendOutcome::Committed(cs) => {
-                    let next = snap.apply(cs)?;
-                    tracing::info!(revision = next.revision().0, activates = rev.0, "activation entry recorded");
-                    self.publish(next, snap.revision());
+                    let at = cs.revision;
+                    self.absorb(&snap, cs).await?;
+                    tracing::info!(revision = at.0, activates = rev.0, "activation entry recorded");
                     return Ok(());
                 }
                 // Another replica recorded it, or the head moved: load and

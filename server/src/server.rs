@@ -1,7 +1,7 @@
 //! Serving: the gRPC router (services, health, reflection) on a bound
 //! listener until a shutdown future completes.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use eligibility::proto::v1::{
     admin_service_server::AdminServiceServer, eligibility_service_server::EligibilityServiceServer,
@@ -13,7 +13,7 @@ use crate::{
     error::{Error, Result},
     grpc::{AdminService, EligibilityService},
     registry::{Limits, Registry},
-    store::{SqliteStore, Store},
+    store::{PgOptions, PgStore, SqliteStore, Store},
     watch::WatchConfig,
 };
 
@@ -35,6 +35,13 @@ pub struct Config {
     pub watch: WatchConfig,
     /// HTTP/2 flow control and stream limits.
     pub http2: Http2Config,
+    /// Use Postgres at this URL instead of the embedded store.
+    pub database_url: Option<String>,
+    /// Postgres pool settings.
+    pub postgres: PgOptions,
+    /// With Postgres: how often a replica re-reads the log even without a
+    /// notification.
+    pub tail_poll: Duration,
 }
 
 /// HTTP/2 settings of the server's connections.
@@ -71,14 +78,21 @@ impl Default for Config {
             limits: Limits::default(),
             watch: WatchConfig::default(),
             http2: Http2Config::default(),
+            database_url: None,
+            postgres: PgOptions::default(),
+            tail_poll: Duration::from_secs(1),
         }
     }
 }
 
 /// Opens the store and builds the registry (loading demo data if asked).
 pub async fn open(config: &Config) -> Result<Arc<Registry>> {
-    let store = SqliteStore::open(&config.data_dir).await.map_err(|e| Error::Unavailable(e.to_string()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn Store> = match &config.database_url {
+        Some(url) => {
+            Arc::new(PgStore::open(url, &config.postgres).await.map_err(|e| Error::Unavailable(e.to_string()))?)
+        }
+        None => Arc::new(SqliteStore::open(&config.data_dir).await.map_err(|e| Error::Unavailable(e.to_string()))?),
+    };
     tracing::info!(store = %store.describe(), store_id = store.store_id(), "store opened");
     let registry = Registry::open(store, config.limits.clone(), config.watch.clone()).await?;
     if config.demo {
@@ -97,9 +111,10 @@ pub async fn open(config: &Config) -> Result<Arc<Registry>> {
 pub async fn run(
     listener: TcpListener,
     registry: Arc<Registry>,
-    http2: &Http2Config,
+    config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    let http2 = &config.http2;
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<EligibilityServiceServer<EligibilityService>>().await;
@@ -111,6 +126,7 @@ pub async fn run(
         .map_err(|e| Error::Corrupt(format!("reflection: {e}")))?;
     tracing::info!(addr = ?addr, "serving eligibility.v1");
     let activator = tokio::spawn(registry.clone().run_activator());
+    let tailer = tokio::spawn(registry.clone().run_tailer(config.tail_poll));
     let hub = registry.hub().clone();
     // Watch streams never end on their own: end them when shutdown starts,
     // so the graceful drain does not wait on them forever.
@@ -133,6 +149,7 @@ pub async fn run(
         .await;
     registry.hub().shutdown();
     let _ = activator.await;
+    let _ = tailer.await;
     registry.store().close().await;
     tracing::info!("server stopped");
     result.map_err(|e| Error::Unavailable(format!("transport: {e}")))

@@ -41,9 +41,9 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let reg = registry.clone();
-        let http2 = config.http2.clone();
+        let cfg = config.clone();
         let handle = tokio::spawn(async move {
-            server::run(listener, reg, &http2, async {
+            server::run(listener, reg, &cfg, async {
                 let _ = rx.await;
             })
             .await
@@ -121,3 +121,146 @@ pub const AFTER_CUT: [&str; 37] = [
 
 /// The four removed countries named in the reports.
 pub const REMOVED: [&str; 4] = ["MX", "MA", "SA", "AE"];
+
+/// A uniquely named Postgres database for one test, dropped afterwards.
+pub struct TestDb {
+    /// URL of the test database.
+    pub url: String,
+    name: String,
+    admin: String,
+}
+
+/// The server tests connect to (trust auth, user `postgres`), overridable
+/// with `ELIGIBILITY_TEST_PG_URL`.
+pub fn pg_admin_url() -> String {
+    std::env::var("ELIGIBILITY_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Creates a fresh database, or returns `None` (after saying so) when
+/// Postgres is unreachable outside CI. Under CI (`CI=true`) an unreachable
+/// Postgres fails the test.
+pub async fn pg_test_db(test: &str) -> Option<TestDb> {
+    use sqlx::{Connection, PgConnection};
+    let admin = pg_admin_url();
+    let conn = tokio::time::timeout(std::time::Duration::from_secs(5), PgConnection::connect(&admin)).await;
+    let mut conn = match conn {
+        Ok(Ok(c)) => c,
+        other => {
+            let why = match other {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".into(),
+            };
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{test}: Postgres at {admin} is unreachable under CI: {why}");
+            }
+            eprintln!(
+                "SKIPPED {test}: Postgres at {admin} is unreachable ({why}); set ELIGIBILITY_TEST_PG_URL to run it"
+            );
+            return None;
+        }
+    };
+    let name = format!("elig_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin.clone());
+    Some(TestDb { url: format!("{base}/{name}"), name, admin })
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                use sqlx::{Connection, PgConnection};
+                if let Ok(mut c) = PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A TCP proxy the test controls, to cut a server off from Postgres (an
+/// outage) and restore it.
+pub struct Proxy {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    state: Arc<ProxyState>,
+    accept: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    cut: std::sync::atomic::AtomicBool,
+    conns: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Proxy {
+    /// Forwards `127.0.0.1:<port>` to `target`.
+    pub async fn start(target: SocketAddr) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(ProxyState::default());
+        let st = state.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if st.cut.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                st.conns.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Proxy { addr, state, accept }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.state.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in self.state.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.state.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+impl TestDb {
+    /// The database URL with its host and port replaced (e.g. by a
+    /// [`Proxy`]).
+    pub fn url_via(&self, addr: SocketAddr) -> String {
+        let (_, db) = self.url.rsplit_once('/').expect("url has a database");
+        let user = self.url.split("://").nth(1).and_then(|r| r.split('@').next()).unwrap_or("postgres");
+        format!("postgres://{user}@{addr}/{db}")
+    }
+
+    /// The Postgres server's address.
+    pub fn server_addr(&self) -> SocketAddr {
+        let hostport = self.url.split('@').nth(1).and_then(|r| r.split('/').next()).expect("host:port");
+        let hostport = if hostport.contains(':') { hostport.to_owned() } else { format!("{hostport}:5432") };
+        hostport.replace("localhost", "127.0.0.1").parse().expect("an IP address and port")
+    }
+}

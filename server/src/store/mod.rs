@@ -12,8 +12,10 @@ use eligibility::Revision;
 
 use crate::model::{Change, Changeset, ChangesetDraft};
 
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 
 /// A store failure.
@@ -57,6 +59,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// A short description for logs (e.g. the file path).
     fn describe(&self) -> String;
+
+    /// For stores that other replicas append to: a signal that changes
+    /// whenever they may have appended (a notification arrived, or the
+    /// notification channel reconnected), so the registry re-reads the log.
+    /// `None` for a store this process alone writes.
+    fn appended_elsewhere(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 
     /// The head revision (0 for an empty store).
     async fn head(&self) -> Result<Revision, StoreError>;

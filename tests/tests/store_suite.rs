@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use eligibility::{Country, ListId, Revision, Timestamp};
+use eligibility_e2e::pg_test_db;
 use eligibility_server::{
     model::{Change, ChangesetDraft, EntryAction, ListMeta, ListMode, RequestKey},
-    store::{AppendOutcome, SqliteStore, Store},
+    store::{AppendOutcome, PgOptions, PgStore, SqliteStore, Store},
 };
 
 fn draft(reason: &str, request: Option<(&str, &str)>, changes: Vec<Change>) -> ChangesetDraft {
@@ -121,6 +122,30 @@ async fn sqlite_store_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).await.unwrap();
     suite(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn postgres_store_passes_the_suite() {
+    let Some(db) = pg_test_db("postgres_store_passes_the_suite").await else { return };
+    let store = PgStore::open(&db.url, &PgOptions::default()).await.unwrap();
+    suite(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn postgres_store_keeps_its_id_across_reopen_and_signals_appends() {
+    let Some(db) = pg_test_db("postgres_store_keeps_its_id_across_reopen_and_signals_appends").await else { return };
+    let a = PgStore::open(&db.url, &PgOptions::default()).await.unwrap();
+    let b = PgStore::open(&db.url, &PgOptions::default()).await.unwrap();
+    assert_eq!(a.store_id(), b.store_id(), "one database, one store id");
+    let mut signal = b.appended_elsewhere().expect("postgres signals appends");
+    // Once listening (the first signal), an append by `a` must signal `b`.
+    tokio::time::timeout(std::time::Duration::from_secs(5), signal.wait_for(|n| *n >= 1)).await.unwrap().unwrap();
+    signal.borrow_and_update();
+    committed(a.append(&draft("one", None, vec![create("l")]), None).await.unwrap());
+    tokio::time::timeout(std::time::Duration::from_secs(5), signal.changed()).await.expect("notified").unwrap();
+    assert_eq!(b.head().await.unwrap(), Revision(1));
+    a.close().await;
+    b.close().await;
 }
 
 #[tokio::test]
