@@ -29,6 +29,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Durable write throughput (changesets/s), each acknowledged after
+    /// commit, on SQLite and (with --pg-admin-url) Postgres.
+    Writes {
+        /// Changesets per run.
+        #[arg(long, default_value_t = 2000)]
+        changesets: usize,
+        /// Concurrent writers.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Also measure Postgres, in a fresh database created through this
+        /// admin URL (and dropped after).
+        #[arg(long)]
+        pg_admin_url: Option<String>,
+    },
+    /// Cross-replica delivery on Postgres: write on replica A, time until a
+    /// watcher on replica B has it.
+    Replicas {
+        /// Admin URL to create (and drop) a fresh database.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        pg_admin_url: String,
+        /// Changes to time.
+        #[arg(long, default_value_t = 200)]
+        changes: usize,
+    },
     /// In-process `Mirror::check` cost, against a `HashMap` lookup of the
     /// same keys as the baseline, in the same run.
     Mirror {
@@ -213,6 +237,119 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     );
 }
 
+/// A throwaway Postgres database.
+struct TempDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl TempDb {
+    async fn create(admin: &str) -> TempDb {
+        use sqlx::{Connection, PgConnection};
+        let mut c = PgConnection::connect(admin).await.expect("connect to Postgres admin url");
+        let name = format!("elig_bench_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.unwrap();
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+        TempDb { admin: admin.to_owned(), url: format!("{base}/{name}"), name }
+    }
+
+    async fn drop_db(self) {
+        use sqlx::{Connection, PgConnection};
+        if let Ok(mut c) = PgConnection::connect(&self.admin).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
+                .execute(&mut c)
+                .await;
+        }
+    }
+}
+
+async fn create_bench_list(client: &Client) -> ListId {
+    let list = ListId::parse("bench").unwrap();
+    client
+        .create_list(
+            &NewList {
+                id: list.clone(),
+                title: "bench".into(),
+                description: String::new(),
+                authority: String::new(),
+                mode: ListMode::Allowlist,
+            },
+            &WriteOptions::reason("bench"),
+        )
+        .await
+        .unwrap();
+    list
+}
+
+async fn writes(store: &str, url: &str, changesets: usize, concurrency: usize) {
+    let client = Client::connect(url.to_owned()).await.unwrap();
+    let list = create_bench_list(&client).await;
+    let countries: Vec<Country> = Country::all();
+    let per = changesets.div_ceil(concurrency);
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (c, l, countries) = (client.clone(), list.clone(), countries.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per {
+                let country = countries[(w * per + i) % countries.len()];
+                let ch = if i % 2 == 0 { EntryChange::add(&l, country) } else { EntryChange::remove(&l, country) };
+                c.apply(&[ch], None, &WriteOptions::reason(format!("bench {w}/{i}"))).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "writes ({store}): {} durable changesets in {secs:.2} s with {concurrency} concurrent writers: {:.0} changesets/s",
+        per * concurrency,
+        (per * concurrency) as f64 / secs
+    );
+}
+
+async fn replicas(bin: &PathBuf, admin: &str, changes: usize) {
+    let db = TempDb::create(admin).await;
+    let a = ServerProcess::start_with(bin, &["--database-url", &db.url]).await;
+    let b = ServerProcess::start_with(bin, &["--database-url", &db.url]).await;
+    let ca = Client::connect(a.url.clone()).await.unwrap();
+    let cb = Client::connect(b.url.clone()).await.unwrap();
+    let list = create_bench_list(&ca).await;
+    let mut stream =
+        cb.watch(eligibility_client::WatchOptions::from(eligibility_client::WatchStart::Now)).await.unwrap();
+    let countries: Vec<Country> = Country::all();
+    let mut lat = Vec::new();
+    for i in 0..changes {
+        let ch = if i % 2 == 0 {
+            EntryChange::add(&list, countries[i % 250])
+        } else {
+            EntryChange::remove(&list, countries[(i - 1) % 250])
+        };
+        let t0 = Instant::now();
+        let w = ca.apply(&[ch], None, &WriteOptions::reason(format!("replica {i}"))).await.unwrap();
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("delivered within 10 s");
+            if let Some(Ok(eligibility_client::WatchEvent::Changeset(c))) = ev
+                && c.revision == w.revision
+            {
+                break;
+            }
+        }
+        lat.push(t0.elapsed());
+    }
+    lat.sort();
+    println!(
+        "replicas (postgres): write on A -> event on B, {changes} changes: p50 {} p99 {} max {}",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(*lat.last().unwrap())
+    );
+    drop((a, b));
+    db.drop_db().await;
+}
+
 async fn mirror(bin: &PathBuf, checks: usize) {
     use std::{collections::HashMap, hint::black_box};
     let server = ServerProcess::start_with(bin, &["--demo"]).await;
@@ -272,6 +409,19 @@ async fn main() {
         cli.server_bin.unwrap_or_else(|| std::env::current_exe().unwrap().parent().unwrap().join("eligibility-server"));
     match cli.command {
         Cmd::Mirror { checks } => mirror(&bin, checks).await,
+        Cmd::Writes { changesets, concurrency, pg_admin_url } => {
+            let server = ServerProcess::start(&bin).await;
+            writes("sqlite", &server.url, changesets, concurrency).await;
+            drop(server);
+            if let Some(admin) = pg_admin_url {
+                let db = TempDb::create(&admin).await;
+                let server = ServerProcess::start_with(&bin, &["--database-url", &db.url]).await;
+                writes("postgres", &server.url, changesets, concurrency).await;
+                drop(server);
+                db.drop_db().await;
+            }
+        }
+        Cmd::Replicas { pg_admin_url, changes } => replicas(&bin, &pg_admin_url, changes).await,
         Cmd::Fanout { watchers, repeats, connections } => {
             for n in watchers {
                 fanout(&bin, n, repeats, connections).await;
