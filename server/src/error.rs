@@ -88,6 +88,10 @@ pub enum Error {
     /// A limit (e.g. on watchers) was reached.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The server's configuration is unusable (at start; never caused by a
+    /// request).
+    #[error("configuration: {0}")]
+    Config(String),
     /// The service is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,

@@ -3,9 +3,12 @@
 //! gRPC services.
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod config;
 pub mod demo;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod model;
 pub mod registry;
 pub mod server;

@@ -31,11 +31,29 @@ pub struct Limits {
     pub max_page_size: u32,
     /// Longest wait for `min_revision`.
     pub max_wait: Duration,
+    /// Largest request message, bytes (larger: RESOURCE_EXHAUSTED).
+    pub max_message_bytes: usize,
+    /// Unary calls in progress at once, server-wide (more:
+    /// RESOURCE_EXHAUSTED, so a flood is refused rather than queued).
+    pub max_concurrent_requests: usize,
+    /// Calls in progress at once per connection (more wait their turn).
+    pub concurrency_per_connection: usize,
+    /// Longest time to answer a call (Watch streams excepted).
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_batch: 10_000, max_changes: 10_000, max_page_size: 1000, max_wait: Duration::from_secs(5) }
+        Limits {
+            max_batch: 10_000,
+            max_changes: 10_000,
+            max_page_size: 1000,
+            max_wait: Duration::from_secs(5),
+            max_message_bytes: 4 << 20,
+            max_concurrent_requests: 4096,
+            concurrency_per_connection: 256,
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }
 

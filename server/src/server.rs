@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 use crate::{
+    auth::{AuthConfig, Authenticator},
     error::{Error, Result},
     grpc::{AdminService, EligibilityService},
     registry::{Limits, Registry},
@@ -42,6 +43,12 @@ pub struct Config {
     /// With Postgres: how often a replica re-reads the log even without a
     /// notification.
     pub tail_poll: Duration,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// TLS (and mutual TLS); `None` serves plaintext.
+    pub tls: Option<TlsFiles>,
+    /// Serve Prometheus metrics here (`None`: off).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// HTTP/2 settings of the server's connections.
@@ -81,6 +88,9 @@ impl Default for Config {
             database_url: None,
             postgres: PgOptions::default(),
             tail_poll: Duration::from_secs(1),
+            auth: AuthConfig::default(),
+            tls: None,
+            metrics_listen: None,
         }
     }
 }
@@ -116,6 +126,10 @@ pub async fn run(
 ) -> Result<()> {
     let http2 = &config.http2;
     let addr: Option<SocketAddr> = listener.local_addr().ok();
+    let auth = Authenticator::new(config.auth.clone()).map_err(Error::Config)?;
+    if !auth.enabled() {
+        tracing::warn!("no tokens file: authentication is off and anyone who can connect may write (development only)");
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<EligibilityServiceServer<EligibilityService>>().await;
     health.set_serving::<AdminServiceServer<AdminService>>().await;
@@ -123,26 +137,52 @@ pub async fn run(
         .register_encoded_file_descriptor_set(eligibility::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| Error::Corrupt(format!("reflection: {e}")))?;
-    tracing::info!(addr = ?addr, "serving eligibility.v1");
+        .map_err(|e| Error::Config(format!("reflection: {e}")))?;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls.server_config()?).map_err(|e| Error::Config(format!("tls: {e}")))?;
+    }
+    let hub = registry.hub().clone();
+    let metrics_task = match config.metrics_listen {
+        Some(maddr) => {
+            crate::metrics::handle();
+            let l = TcpListener::bind(maddr)
+                .await
+                .map_err(|e| Error::Config(format!("cannot listen for metrics on {maddr}: {e}")))?;
+            Some(tokio::spawn(crate::metrics::serve(l, hub.shutdown_signal())))
+        }
+        None => None,
+    };
+    tracing::info!(addr = ?addr, tls = config.tls.is_some(), mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), auth = auth.enabled(), "serving eligibility.v1");
     let activator = tokio::spawn(registry.clone().run_activator());
     let tailer = tokio::spawn(registry.clone().run_tailer(config.tail_poll));
-    let hub = registry.hub().clone();
+    let tokens = tokio::spawn(auth.clone().watch_file(Duration::from_secs(2), hub.shutdown_signal()));
     // Watch streams never end on their own: end them when shutdown starts,
     // so the graceful drain does not wait on them forever.
+    let stop = hub.clone();
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: ending watch streams, draining calls");
-        hub.shutdown();
+        stop.shutdown();
     };
-    let result = tonic::transport::Server::builder()
+    let max_msg = config.limits.max_message_bytes;
+    let result = builder
         .initial_connection_window_size(http2.connection_window)
         .initial_stream_window_size(http2.stream_window)
         .max_concurrent_streams(http2.max_concurrent_streams)
+        .concurrency_limit_per_connection(config.limits.concurrency_per_connection)
+        .timeout(config.limits.request_timeout)
+        .layer(crate::metrics::RpcLayer::new(config.limits.max_concurrent_requests))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(EligibilityServiceServer::new(EligibilityService::new(registry.clone())))
-        .add_service(AdminServiceServer::new(AdminService::new(registry.clone())))
+        .add_service(
+            EligibilityServiceServer::new(EligibilityService::new(registry.clone(), auth.clone()))
+                .max_decoding_message_size(max_msg),
+        )
+        .add_service(
+            AdminServiceServer::new(AdminService::new(registry.clone(), auth.clone()))
+                .max_decoding_message_size(max_msg),
+        )
         // TCP_NODELAY: without it, small responses wait on delayed ACKs
         // (~40 ms per call on Linux).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
@@ -150,7 +190,36 @@ pub async fn run(
     registry.hub().shutdown();
     let _ = activator.await;
     let _ = tailer.await;
+    let _ = tokens.await;
+    if let Some(m) = metrics_task {
+        let _ = m.await;
+    }
     registry.store().close().await;
     tracing::info!("server stopped");
     result.map_err(|e| Error::Unavailable(format!("transport: {e}")))
+}
+
+/// TLS files.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// CA (PEM) that client certificates must chain to; when set, clients
+    /// must present a certificate (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn server_config(&self) -> Result<tonic::transport::ServerTlsConfig> {
+        let read =
+            |p: &PathBuf| std::fs::read(p).map_err(|e| Error::Config(format!("cannot read {}: {e}", p.display())));
+        let mut cfg = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(read(&self.cert)?, read(&self.key)?));
+        if let Some(ca) = &self.client_ca {
+            cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?)).client_auth_optional(false);
+        }
+        Ok(cfg)
+    }
 }

@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, invalid, to_status};
 use crate::{
+    auth::{Authenticator, Role},
     model::ListMeta,
     registry::{EntryChange, ListPatch, Registry, WriteOptions, WriteResult},
 };
@@ -14,19 +15,38 @@ use crate::{
 /// The admin (write) service.
 pub struct AdminService {
     registry: Arc<Registry>,
+    auth: Arc<Authenticator>,
 }
 
 impl AdminService {
-    /// A service over `registry`.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        AdminService { registry }
+    /// A service over `registry`, guarded by `auth`.
+    pub fn new(registry: Arc<Registry>, auth: Arc<Authenticator>) -> Self {
+        AdminService { registry, auth }
+    }
+
+    /// Checks the caller's role and returns the actor to record: the
+    /// authenticated principal (a caller cannot claim another), or the
+    /// claimed actor when authentication is off.
+    fn actor<T>(&self, req: &Request<T>, needed: Role, what: &str, claimed: &str) -> Result<String, Status> {
+        match super::authorize(&self.auth, req, needed, what)? {
+            Some(p) if !claimed.is_empty() && claimed != p.name => Err(Status::permission_denied(format!(
+                "options.actor {claimed:?} is not the authenticated principal {:?}; leave it empty",
+                p.name
+            ))),
+            Some(p) => Ok(p.name),
+            None => Ok(claimed.to_owned()),
+        }
     }
 }
 
-fn options(o: Option<&pb::WriteOptions>) -> Result<WriteOptions, Status> {
+fn claimed(o: Option<&pb::WriteOptions>) -> &str {
+    o.map(|o| o.actor.as_str()).unwrap_or("")
+}
+
+fn options(o: Option<&pb::WriteOptions>, actor: String) -> Result<WriteOptions, Status> {
     let o = o.ok_or_else(|| invalid("options", "required (at least options.reason)"))?;
     Ok(WriteOptions {
-        actor: o.actor.clone(),
+        actor,
         reason: o.reason.clone(),
         reference: o.reference.clone(),
         request_id: (!o.request_id.is_empty()).then(|| o.request_id.clone()),
@@ -47,6 +67,7 @@ fn response(w: WriteResult) -> Response<pb::WriteResponse> {
 #[tonic::async_trait]
 impl pb::admin_service_server::AdminService for AdminService {
     async fn create_list(&self, req: Request<pb::CreateListRequest>) -> Result<Response<pb::WriteResponse>, Status> {
+        let actor = self.actor(&req, Role::Admin, "CreateList", claimed(req.get_ref().options.as_ref()))?;
         let r = req.into_inner();
         let l = r.list.ok_or_else(|| invalid("list", "required"))?;
         let id = cv::list_id("list.id", &l.id)?;
@@ -56,19 +77,21 @@ impl pb::admin_service_server::AdminService for AdminService {
             authority: l.authority,
             mode: cv::mode_from("list.mode", l.mode)?,
         };
-        let opts = options(r.options.as_ref())?;
+        let opts = options(r.options.as_ref(), actor)?;
         self.registry.create_list(id, meta, opts).await.map(response).map_err(to_status)
     }
 
     async fn update_list(&self, req: Request<pb::UpdateListRequest>) -> Result<Response<pb::WriteResponse>, Status> {
+        let actor = self.actor(&req, Role::Admin, "UpdateList", claimed(req.get_ref().options.as_ref()))?;
         let r = req.into_inner();
         let id = cv::list_id("list_id", &r.list_id)?;
         let patch = ListPatch { title: r.title, description: r.description, authority: r.authority };
-        let opts = options(r.options.as_ref())?;
+        let opts = options(r.options.as_ref(), actor)?;
         self.registry.update_list(id, patch, opts).await.map(response).map_err(to_status)
     }
 
     async fn apply(&self, req: Request<pb::ApplyRequest>) -> Result<Response<pb::WriteResponse>, Status> {
+        let actor = self.actor(&req, Role::Writer, "Apply", claimed(req.get_ref().options.as_ref()))?;
         let r = req.into_inner();
         let mut changes = Vec::with_capacity(r.changes.len());
         for (i, c) in r.changes.iter().enumerate() {
@@ -80,7 +103,7 @@ impl pb::admin_service_server::AdminService for AdminService {
             });
         }
         let effective_at = cv::timestamp("effective_at", r.effective_at.as_ref())?;
-        let opts = options(r.options.as_ref())?;
+        let opts = options(r.options.as_ref(), actor)?;
         self.registry.apply(changes, effective_at, opts).await.map(response).map_err(to_status)
     }
 
@@ -88,6 +111,7 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         req: Request<pb::ReplaceMembersRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
+        let actor = self.actor(&req, Role::Writer, "ReplaceMembers", claimed(req.get_ref().options.as_ref()))?;
         let r = req.into_inner();
         let id = cv::list_id("list_id", &r.list_id)?;
         let mut members = Vec::with_capacity(r.members.len());
@@ -95,7 +119,7 @@ impl pb::admin_service_server::AdminService for AdminService {
             members.push((cv::country(&format!("members[{i}].country"), &m.country)?, m.conditions));
         }
         let effective_at = cv::timestamp("effective_at", r.effective_at.as_ref())?;
-        let opts = options(r.options.as_ref())?;
+        let opts = options(r.options.as_ref(), actor)?;
         self.registry.replace_members(id, members, effective_at, opts).await.map(response).map_err(to_status)
     }
 }

@@ -57,7 +57,7 @@ pub fn to_status(e: Error) -> Status {
         }
         Error::ResourceExhausted(_) => Status::resource_exhausted(msg),
         Error::NotYetAtRevision { .. } | Error::Unavailable(_) | Error::ShuttingDown => Status::unavailable(msg),
-        Error::Corrupt(_) => {
+        Error::Corrupt(_) | Error::Config(_) => {
             tracing::error!(error = %msg, "internal error");
             Status::internal(msg)
         }

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, invalid, to_status};
 use crate::{
+    auth::{Authenticator, Role},
     registry::{Header, Registry, View},
     watch::{Filter, Start, WatchRequest},
 };
@@ -16,12 +17,17 @@ use crate::{
 /// The read service.
 pub struct EligibilityService {
     registry: Arc<Registry>,
+    auth: Arc<Authenticator>,
 }
 
 impl EligibilityService {
-    /// A service over `registry`.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        EligibilityService { registry }
+    /// A service over `registry`, guarded by `auth`.
+    pub fn new(registry: Arc<Registry>, auth: Arc<Authenticator>) -> Self {
+        EligibilityService { registry, auth }
+    }
+
+    fn allow<T>(&self, req: &Request<T>, what: &str) -> Result<(), Status> {
+        super::authorize(&self.auth, req, Role::Reader, what).map(|_| ())
     }
 
     async fn view<T>(&self, req: &Request<T>, p: Option<&pb::ReadPoint>) -> Result<View, Status> {
@@ -61,6 +67,7 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>>
 #[tonic::async_trait]
 impl pb::eligibility_service_server::EligibilityService for EligibilityService {
     async fn check(&self, req: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
+        self.allow(&req, "Check")?;
         let r = req.get_ref();
         let list = cv::list_id("list_id", &r.list_id)?;
         let country = cv::country("country", &r.country)?;
@@ -76,6 +83,7 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         &self,
         req: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
+        self.allow(&req, "BatchCheck")?;
         let r = req.get_ref();
         let max = self.registry.limits().max_batch;
         if r.items.is_empty() {
@@ -107,6 +115,7 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         &self,
         req: Request<pb::ListEntriesRequest>,
     ) -> Result<Response<pb::ListEntriesResponse>, Status> {
+        self.allow(&req, "ListEntries")?;
         let r = req.get_ref();
         let list = cv::list_id("list_id", &r.list_id)?;
         let after = entries_token(&r.page_token)?;
@@ -121,12 +130,14 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
     }
 
     async fn list_lists(&self, req: Request<pb::ListListsRequest>) -> Result<Response<pb::ListListsResponse>, Status> {
+        self.allow(&req, "ListLists")?;
         let view = self.view(&req, req.get_ref().point.as_ref()).await?;
         let lists = view.snap.lists_at(view.at).map(|l| cv::list(&Registry::list_info(&view, l))).collect();
         Ok(Response::new(pb::ListListsResponse { header: Some(cv::header(&view.header())), lists }))
     }
 
     async fn get_list(&self, req: Request<pb::GetListRequest>) -> Result<Response<pb::GetListResponse>, Status> {
+        self.allow(&req, "GetList")?;
         let r = req.get_ref();
         let list = cv::list_id("list_id", &r.list_id)?;
         let view = self.view(&req, r.point.as_ref()).await?;
@@ -138,6 +149,7 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
     }
 
     async fn history(&self, req: Request<pb::HistoryRequest>) -> Result<Response<pb::HistoryResponse>, Status> {
+        self.allow(&req, "History")?;
         let r = req.get_ref();
         let list = cv::list_id("list_id", &r.list_id)?;
         let country = cv::opt_country("country", &r.country)?;
@@ -164,6 +176,7 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
     }
 
     async fn diff(&self, req: Request<pb::DiffRequest>) -> Result<Response<pb::DiffResponse>, Status> {
+        self.allow(&req, "Diff")?;
         let r = req.get_ref();
         let list = cv::list_id("list_id", &r.list_id)?;
         let from = cv::point("from", r.from.as_ref())?;
@@ -197,6 +210,7 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        self.allow(&req, "Watch")?;
         let peer = req.remote_addr();
         let r = req.into_inner();
         let start = match r.start.and_then(|s| s.start) {
