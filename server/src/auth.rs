@@ -286,12 +286,11 @@ mod tests {
     use super::*;
 
     fn auth(text: &str, reads: bool) -> Authenticator {
-        let a = Authenticator {
+        Authenticator {
             config: AuthConfig { tokens_file: Some("x".into()), require_auth_for_reads: reads },
             table: ArcSwap::from_pointee(Table::parse(text).unwrap()),
             loaded: Default::default(),
-        };
-        a
+        }
     }
 
     #[test]
