@@ -292,7 +292,15 @@ impl Registry {
     async fn catch_up(&self) -> Result<()> {
         loop {
             let head = self.current.load().revision();
+            let started = std::time::Instant::now();
             let batch = self.store.read_after(head, LOAD_BATCH).await.map_err(store_error)?;
+            metrics::histogram!("eligibility_store_seconds", "op" => "read").record(started.elapsed().as_secs_f64());
+            if let Some(last) = batch.last() {
+                // How long after its commit the newest changeset reached
+                // this replica (meaningful when another replica wrote it).
+                let lag = Timestamp::now().as_micros().saturating_sub(last.recorded_at.as_micros()).max(0);
+                metrics::gauge!("eligibility_replication_lag_seconds").set(lag as f64 / 1e6);
+            }
             if batch.is_empty() {
                 return Ok(());
             }
@@ -310,6 +318,7 @@ impl Registry {
     /// changeset from the feed finds it in the snapshot too.
     fn publish(&self, snap: Snapshot, from: Revision) {
         let rev = snap.revision();
+        metrics::gauge!("eligibility_revision").set(rev.0 as f64);
         let snap = Arc::new(snap);
         self.current.store(snap.clone());
         for cs in snap.changesets_after(from) {
@@ -675,7 +684,10 @@ impl Registry {
             // not depend on it (lists are never deleted), so they need not
             // lose races to other replicas' writes.
             let precondition = opts.expected_revision.or(depends_on_state.then(|| snap.revision()));
-            match self.store.append(&draft, precondition).await {
+            let started = std::time::Instant::now();
+            let appended = self.store.append(&draft, precondition).await;
+            metrics::histogram!("eligibility_store_seconds", "op" => "append").record(started.elapsed().as_secs_f64());
+            match appended {
                 Ok(AppendOutcome::Committed(cs)) => {
                     let rev = cs.revision;
                     self.absorb(&snap, cs).await?;

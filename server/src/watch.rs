@@ -217,9 +217,11 @@ impl Hub {
 
     fn admit(self: &Arc<Self>, peer: Option<SocketAddr>) -> Result<Admission> {
         let total = self.stats.active.fetch_add(1, Ordering::SeqCst) + 1;
+        metrics::gauge!("eligibility_watchers").set(total as f64);
         let mut admission = Admission { hub: self.clone(), peer: None };
         if total > self.config.max_watchers {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::exhausted("watchers");
             return Err(Error::ResourceExhausted(format!(
                 "this server already has {} watchers (the maximum is {})",
                 total - 1,
@@ -231,6 +233,7 @@ impl Hub {
             let n = map.entry(peer).or_insert(0);
             if *n >= self.config.max_watchers_per_connection {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::exhausted("watchers_per_connection");
                 return Err(Error::ResourceExhausted(format!(
                     "connection {peer} already has {} watchers (the maximum per connection is {})",
                     n, self.config.max_watchers_per_connection
@@ -258,7 +261,8 @@ struct Admission {
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        self.hub.stats.active.fetch_sub(1, Ordering::SeqCst);
+        let left = self.hub.stats.active.fetch_sub(1, Ordering::SeqCst) - 1;
+        metrics::gauge!("eligibility_watchers").set(left as f64);
         if let Some(peer) = self.peer {
             let mut map = self.hub.per_connection.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(n) = map.get_mut(&peer) {
@@ -405,6 +409,7 @@ impl Watcher {
                         Ok(_) => break,
                         Err(broadcast::error::RecvError::Lagged(n)) => {
                             self.hub.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                            metrics::counter!("eligibility_watch_fallbacks_total").increment(1);
                             tracing::info!(skipped = n, cursor = self.cursor.0, "watcher fell behind the live feed; serving it from the log");
                             break;
                         }

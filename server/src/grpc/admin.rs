@@ -54,6 +54,18 @@ fn options(o: Option<&pb::WriteOptions>, actor: String) -> Result<WriteOptions, 
     })
 }
 
+/// Counts a write's outcome, then converts it.
+fn finish(r: Result<WriteResult, crate::error::Error>) -> Result<Response<pb::WriteResponse>, Status> {
+    let outcome = match &r {
+        Ok(w) if w.recorded => "recorded",
+        Ok(w) if w.replayed => "replayed",
+        Ok(_) => "noop",
+        Err(_) => "failed",
+    };
+    metrics::counter!("eligibility_writes_total", "outcome" => outcome).increment(1);
+    r.map(response).map_err(to_status)
+}
+
 fn response(w: WriteResult) -> Response<pb::WriteResponse> {
     Response::new(pb::WriteResponse {
         revision: w.revision.0,
@@ -78,7 +90,7 @@ impl pb::admin_service_server::AdminService for AdminService {
             mode: cv::mode_from("list.mode", l.mode)?,
         };
         let opts = options(r.options.as_ref(), actor)?;
-        self.registry.create_list(id, meta, opts).await.map(response).map_err(to_status)
+        finish(self.registry.create_list(id, meta, opts).await)
     }
 
     async fn update_list(&self, req: Request<pb::UpdateListRequest>) -> Result<Response<pb::WriteResponse>, Status> {
@@ -87,7 +99,7 @@ impl pb::admin_service_server::AdminService for AdminService {
         let id = cv::list_id("list_id", &r.list_id)?;
         let patch = ListPatch { title: r.title, description: r.description, authority: r.authority };
         let opts = options(r.options.as_ref(), actor)?;
-        self.registry.update_list(id, patch, opts).await.map(response).map_err(to_status)
+        finish(self.registry.update_list(id, patch, opts).await)
     }
 
     async fn apply(&self, req: Request<pb::ApplyRequest>) -> Result<Response<pb::WriteResponse>, Status> {
@@ -104,7 +116,7 @@ impl pb::admin_service_server::AdminService for AdminService {
         }
         let effective_at = cv::timestamp("effective_at", r.effective_at.as_ref())?;
         let opts = options(r.options.as_ref(), actor)?;
-        self.registry.apply(changes, effective_at, opts).await.map(response).map_err(to_status)
+        finish(self.registry.apply(changes, effective_at, opts).await)
     }
 
     async fn replace_members(
@@ -120,6 +132,6 @@ impl pb::admin_service_server::AdminService for AdminService {
         }
         let effective_at = cv::timestamp("effective_at", r.effective_at.as_ref())?;
         let opts = options(r.options.as_ref(), actor)?;
-        self.registry.replace_members(id, members, effective_at, opts).await.map(response).map_err(to_status)
+        finish(self.registry.replace_members(id, members, effective_at, opts).await)
     }
 }

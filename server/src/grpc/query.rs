@@ -61,6 +61,19 @@ fn history_token(token: &str) -> Result<Revision, Status> {
         .ok_or_else(|| invalid("page_token", &format!("{token:?} is not a page token from History")))
 }
 
+fn count_decision(d: &crate::snapshot::Decision) {
+    use crate::snapshot::DecisionReason::*;
+    let label = match d.reason {
+        Listed => "listed",
+        NotListed => "not_listed",
+        Removed => "removed",
+        Denylisted => "denylisted",
+        NotDenylisted => "not_denylisted",
+        DenylistRemoved => "denylist_removed",
+    };
+    metrics::counter!("eligibility_checks_total", "decision" => label).increment(1);
+}
+
 /// The stream type of Watch.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
 
@@ -73,6 +86,7 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         let country = cv::country("country", &r.country)?;
         let view = self.view(&req, r.point.as_ref()).await?;
         let d = view.check(&list, country).map_err(to_status)?;
+        count_decision(&d);
         Ok(Response::new(pb::CheckResponse {
             header: Some(cv::header(&view.header())),
             decision: Some(cv::decision(&d)),
@@ -105,7 +119,12 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         let view = self.view(&req, r.point.as_ref()).await?;
         let decisions = items
             .iter()
-            .map(|(l, c)| view.check(l, *c).map(|d| cv::decision(&d)))
+            .map(|(l, c)| {
+                view.check(l, *c).map(|d| {
+                    count_decision(&d);
+                    cv::decision(&d)
+                })
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(to_status)?;
         Ok(Response::new(pb::BatchCheckResponse { header: Some(cv::header(&view.header())), decisions }))
