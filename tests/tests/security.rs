@@ -37,7 +37,13 @@ async fn as_(server: &TestServer, token: Option<&str>) -> Client {
 }
 
 fn new_list(id: &str) -> NewList {
-    NewList { id: list(id), title: id.into(), description: String::new(), authority: String::new(), mode: ListMode::Allowlist }
+    NewList {
+        id: list(id),
+        title: id.into(),
+        description: String::new(),
+        authority: String::new(),
+        mode: ListMode::Allowlist,
+    }
 }
 
 #[tokio::test]
@@ -73,7 +79,10 @@ async fn each_role_is_allowed_and_refused_what_it_should_be() {
         assert!(matches!(e, Error::Unauthenticated(_)), "{who}: {e:?}");
     }
     let e = reader.apply(&change, None, &WriteOptions::reason("x")).await.unwrap_err();
-    assert!(matches!(e, Error::PermissionDenied(ref m) if m.contains("rita has role reader") && m.contains("writer")), "{e:?}");
+    assert!(
+        matches!(e, Error::PermissionDenied(ref m) if m.contains("rita has role reader") && m.contains("writer")),
+        "{e:?}"
+    );
     let e = writer.create_list(&new_list("x"), &WriteOptions::reason("x")).await.unwrap_err();
     assert!(matches!(e, Error::PermissionDenied(ref m) if m.contains("admin")), "{e:?}");
     let e = anon.create_list(&new_list("x"), &WriteOptions::reason("x")).await.unwrap_err();
@@ -85,7 +94,10 @@ async fn each_role_is_allowed_and_refused_what_it_should_be() {
     assert!(matches!(e, Error::PermissionDenied(ref m) if m.contains("someone-else")), "{e:?}");
     let w = writer.apply(&change, None, &WriteOptions::reason("reinstated")).await.unwrap();
     assert_eq!(w.changeset.unwrap().actor, "will");
-    let w = writer.apply(&[EntryChange::remove(&cyber, cc("MX"))], None, &WriteOptions::reason("again").with_actor("will")).await.unwrap();
+    let w = writer
+        .apply(&[EntryChange::remove(&cyber, cc("MX"))], None, &WriteOptions::reason("again").with_actor("will"))
+        .await
+        .unwrap();
     assert_eq!(w.changeset.unwrap().actor, "will");
     // An admin creates lists; the actor is the admin.
     let w = admin.create_list(&new_list("embargo"), &WriteOptions::reason("new")).await.unwrap();
@@ -116,7 +128,10 @@ async fn reads_can_require_a_token_and_health_stays_open_and_tokens_reload() {
 
     // A token added to the file is accepted once the file is reloaded.
     let late = "late-token-0123456789";
-    tokens_file(dir.path(), &format!("\n[[token]]\nprincipal = \"lee\"\nrole = \"reader\"\nsha256 = \"{}\"\n", hash_token(late)));
+    tokens_file(
+        dir.path(),
+        &format!("\n[[token]]\nprincipal = \"lee\"\nrole = \"reader\"\nsha256 = \"{}\"\n", hash_token(late)),
+    );
     let lee = as_(&server, Some(late)).await;
     let mut ok = false;
     for _ in 0..60 {
@@ -194,7 +209,8 @@ async fn tls_end_to_end_with_a_token() {
     let c = Client::builder(url.clone()).with_tls(tls.clone()).with_bearer_token(WRITER).connect().await.unwrap();
     let a = c.check(&list("cyber"), cc("MX")).await.unwrap();
     assert!(!a.decision.eligible);
-    let w = c.apply(&[EntryChange::add(&list("cyber"), cc("MX"))], None, &WriteOptions::reason("over TLS")).await.unwrap();
+    let w =
+        c.apply(&[EntryChange::add(&list("cyber"), cc("MX"))], None, &WriteOptions::reason("over TLS")).await.unwrap();
     assert_eq!(w.changeset.unwrap().actor, "will");
     // Plaintext to a TLS port fails; TLS without trusting the CA fails.
     let plain = Client::builder(format!("http://127.0.0.1:{}", server.addr.port()))
@@ -236,7 +252,11 @@ async fn mtls_requires_a_client_certificate_and_its_name_is_the_principal() {
         domain: None,
     };
     // No client certificate: refused at the handshake (or the first call).
-    let no_cert = Client::builder(url.clone()).with_tls(opts(None)).with_retry(eligibility_client::RetryPolicy::none()).connect().await;
+    let no_cert = Client::builder(url.clone())
+        .with_tls(opts(None))
+        .with_retry(eligibility_client::RetryPolicy::none())
+        .connect()
+        .await;
     let refused = match no_cert {
         Err(_) => true,
         Ok(c) => c.check(&list("cyber"), cc("MX")).await.is_err(),
@@ -260,6 +280,7 @@ async fn mtls_requires_a_client_certificate_and_its_name_is_the_principal() {
         .await
         .unwrap();
     assert!(c.check_at(&list("cyber"), cc("MX"), Point::latest().at_revision(Revision(3))).await.is_ok());
-    let w = c.apply(&[EntryChange::add(&list("cyber"), cc("MX"))], None, &WriteOptions::reason("via mTLS")).await.unwrap();
+    let w =
+        c.apply(&[EntryChange::add(&list("cyber"), cc("MX"))], None, &WriteOptions::reason("via mTLS")).await.unwrap();
     assert_eq!(w.changeset.unwrap().actor, "deal-desk");
 }

@@ -1,0 +1,113 @@
+//! Operations: the metrics endpoint, request limits.
+
+use std::time::Duration;
+
+use eligibility::proto::v1::{self as pb, read_point::Consistency};
+use eligibility_client::{EntryChange, WatchOptions, WatchStart, WriteOptions};
+use eligibility_e2e::{TestServer, cc, list};
+use eligibility_server::{registry::Limits, server::Config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+
+fn free_port() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    for _ in 0..50 {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("metrics endpoint not reachable");
+}
+
+/// The value of the first sample whose line starts with `prefix`.
+fn value(text: &str, prefix: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find(|l| l.starts_with(prefix))?.rsplit(' ').next()?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_exposes_the_series_and_they_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let maddr = free_port();
+    let config =
+        Config { data_dir: dir.path().to_owned(), demo: true, metrics_listen: Some(maddr), ..Config::default() };
+    let server = TestServer::start_with(config).await;
+    let c = server.client().await;
+    c.check(&list("cyber"), cc("MX")).await.unwrap();
+    c.check(&list("cyber"), cc("FR")).await.unwrap();
+    let before = scrape(maddr).await;
+    assert!(before.starts_with("HTTP/1.1 200"), "{before}");
+    let removed = value(&before, "eligibility_checks_total{decision=\"removed\"}").expect("checks by decision");
+    let ok_checks = value(&before, "eligibility_rpc_requests_total{method=\"Check\",code=\"OK\"}").expect("rpc counts");
+    assert!(before.contains("eligibility_rpc_duration_seconds_bucket{method=\"Check\""), "latency histogram");
+
+    c.check(&list("cyber"), cc("MA")).await.unwrap();
+    let _ = c.check(&list("nosuch"), cc("MA")).await.unwrap_err();
+    let w = c.apply(&[EntryChange::add(&list("cyber"), cc("MX"))], None, &WriteOptions::reason("m")).await.unwrap();
+    let _watch = c.watch(WatchOptions::from(WatchStart::Now)).await.unwrap();
+    let after = scrape(maddr).await;
+    assert!(value(&after, "eligibility_checks_total{decision=\"removed\"}").unwrap() >= removed + 1.0);
+    assert!(value(&after, "eligibility_rpc_requests_total{method=\"Check\",code=\"OK\"}").unwrap() >= ok_checks + 1.0);
+    assert!(value(&after, "eligibility_rpc_requests_total{method=\"Check\",code=\"NOT_FOUND\"}").unwrap() >= 1.0);
+    assert!(value(&after, "eligibility_writes_total{outcome=\"recorded\"}").unwrap() >= 1.0);
+    assert!(value(&after, "eligibility_revision").unwrap() >= w.revision.0 as f64 - 0.5);
+    assert!(value(&after, "eligibility_watchers").unwrap() >= 1.0);
+    assert!(after.contains("eligibility_store_seconds_bucket{op=\"append\""), "store latency");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_and_too_many_requests_get_resource_exhausted_and_the_server_stays_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().to_owned(),
+        demo: true,
+        limits: Limits {
+            max_message_bytes: 2048,
+            max_concurrent_requests: 1,
+            max_wait: Duration::from_secs(5),
+            ..Limits::default()
+        },
+        ..Config::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let c = server.client().await;
+    let mut q = c.raw_query();
+    let items = vec![pb::CheckItem { list_id: "cyber".into(), country: "FR".into() }; 500];
+    let s = q.batch_check(pb::BatchCheckRequest { items, point: None }).await.unwrap_err();
+    assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+    assert!(s.message().contains("2048"), "{s:?}");
+
+    // One slow call (waiting for a revision that will not come) holds the
+    // only slot: the next call is refused at once, not queued.
+    let mut slow = c.raw_query();
+    let waiting = tokio::spawn(async move {
+        let p = pb::ReadPoint { as_of: None, consistency: Some(Consistency::MinRevision(99)) };
+        let mut req =
+            tonic::Request::new(pb::CheckRequest { list_id: "cyber".into(), country: "FR".into(), point: Some(p) });
+        req.set_timeout(Duration::from_secs(2));
+        slow.check(req).await
+    });
+    let mut refused = None;
+    for _ in 0..100 {
+        match q.check(pb::CheckRequest { list_id: "cyber".into(), country: "FR".into(), point: None }).await {
+            Err(s) if s.code() == Code::ResourceExhausted => {
+                refused = Some(s);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    let s = refused.expect("a second concurrent call is refused");
+    assert!(s.message().contains("limit of 1 concurrent requests"), "{s:?}");
+    let _ = waiting.await;
+    // Healthy afterwards.
+    assert!(c.check(&list("cyber"), cc("FR")).await.unwrap().decision.eligible);
+}
