@@ -106,6 +106,9 @@ pub struct Settings {
     /// Longest time to answer a call, ms (Watch streams excepted) [default: 30000].
     #[arg(long, env = "ELIGIBILITY_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
+    /// Export traces over OTLP/gRPC to this collector, e.g. http://127.0.0.1:4317 [default: off].
+    #[arg(long, env = "ELIGIBILITY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 
     /// A TOML file with any of the settings above (flags and environment
     /// variables take precedence over it).
@@ -146,6 +149,8 @@ pub struct Resolved {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: String,
+    /// OTLP collector for traces.
+    pub otlp_endpoint: Option<String>,
     /// The effective settings (for --print-config).
     pub effective: Settings,
 }
@@ -315,7 +320,12 @@ impl Settings {
         effective.max_concurrent_requests = Some(config.limits.max_concurrent_requests);
         effective.concurrency_per_connection = Some(config.limits.concurrency_per_connection);
         effective.request_timeout_ms = Some(config.limits.request_timeout.as_millis() as u64);
-        Ok(Resolved { listen, config, log_format, log_level, effective })
+        if let Some(e) = &s.otlp_endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(format!("otlp_endpoint {e:?} is not an http:// or https:// URL"));
+        }
+        Ok(Resolved { listen, config, log_format, log_level, otlp_endpoint: s.otlp_endpoint.clone(), effective })
     }
 }
 

@@ -14,4 +14,5 @@ pub mod registry;
 pub mod server;
 pub mod snapshot;
 pub mod store;
+pub mod telemetry;
 pub mod watch;

@@ -4,12 +4,7 @@
 use std::{io::Read, process::ExitCode};
 
 use clap::Parser;
-use eligibility_server::{
-    auth,
-    config::{LogFormat, Settings},
-    server,
-};
-use tracing_subscriber::EnvFilter;
+use eligibility_server::{auth, config::Settings, server, telemetry};
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -61,18 +56,19 @@ async fn main() -> ExitCode {
         print!("{}", toml::to_string(&resolved.effective).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
-    let filter = match EnvFilter::try_new(&resolved.log_level) {
-        Ok(f) => f,
+    let telemetry = match telemetry::init(resolved.log_format, &resolved.log_level, resolved.otlp_endpoint.as_deref()) {
+        Ok(t) => t,
         Err(e) => {
-            eprintln!("error: invalid configuration: log_level {:?}: {e}", resolved.log_level);
+            eprintln!("error: invalid configuration: {e}");
             return ExitCode::from(2);
         }
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match resolved.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let code = serve(resolved).await;
+    telemetry.shutdown();
+    code
+}
+
+async fn serve(resolved: eligibility_server::config::Resolved) -> ExitCode {
     let registry = match server::open(&resolved.config).await {
         Ok(r) => r,
         Err(e) => {

@@ -147,8 +147,10 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        use tracing::Instrument;
         let method = method_label(req.uri().path());
         let started = Instant::now();
+        let span = crate::telemetry::rpc_span(method, req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
         let guard = if is_stream(req.uri().path()) {
             InflightGuard(None)
         } else {
@@ -172,21 +174,24 @@ where
         // leave a fresh clone behind (the tower pattern for Clone services).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let mut resp = inner.call(req).await?;
-            drop(guard);
-            let code = grpc_code(&resp);
-            let code = if code == Code::OutOfRange && oversized(&resp) {
-                exhausted("message_size");
-                let h = resp.headers_mut();
-                h.insert("grpc-status", http::HeaderValue::from_static("8"));
-                Code::ResourceExhausted
-            } else {
-                code
-            };
-            record(method, code, started);
-            Ok(resp)
-        })
+        Box::pin(
+            async move {
+                let mut resp = inner.call(req).await?;
+                drop(guard);
+                let code = grpc_code(&resp);
+                let code = if code == Code::OutOfRange && oversized(&resp) {
+                    exhausted("message_size");
+                    let h = resp.headers_mut();
+                    h.insert("grpc-status", http::HeaderValue::from_static("8"));
+                    Code::ResourceExhausted
+                } else {
+                    code
+                };
+                record(method, code, started);
+                Ok(resp)
+            }
+            .instrument(span),
+        )
     }
 }
 
