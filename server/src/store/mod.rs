@@ -8,9 +8,9 @@
 //! `read_after` serves both start-up loading and tailing.
 
 use async_trait::async_trait;
-use eligibility::Revision;
+use eligibility::{Revision, Timestamp};
 
-use crate::model::{Change, Changeset, ChangesetDraft};
+use crate::model::{Change, Changeset, ChangesetDraft, RequestKey};
 
 pub mod postgres;
 pub mod sqlite;
@@ -99,4 +99,96 @@ pub(crate) fn encode_changes(changes: &[Change]) -> Result<String, StoreError> {
 pub(crate) fn decode_changes(revision: i64, json: &str) -> Result<Vec<Change>, StoreError> {
     serde_json::from_str(json)
         .map_err(|e| StoreError::Corrupt(format!("revision {revision}: cannot decode changes: {e}")))
+}
+
+/// A changeset row as both stores keep it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct Row {
+    revision: i64,
+    effective_at: i64,
+    recorded_at: i64,
+    actor: String,
+    reason: String,
+    reference: String,
+    request_id: Option<String>,
+    request_fingerprint: Option<String>,
+    activates: Option<i64>,
+    changes: String,
+}
+
+/// The columns of [`Row`], for SELECTs (`changes` as text).
+pub(crate) const COLUMNS: &str = "revision, effective_at, recorded_at, actor, reason, reference, request_id, request_fingerprint, activates, changes";
+
+impl Row {
+    pub(crate) fn into_changeset(self) -> Result<Changeset, StoreError> {
+        let revision = self.revision;
+        let ts = |col: &str, v: i64| {
+            Timestamp::from_micros(v)
+                .ok_or_else(|| StoreError::Corrupt(format!("revision {revision}: {col} {v} out of range")))
+        };
+        Ok(Changeset {
+            revision: Revision(revision as u64),
+            effective_at: ts("effective_at", self.effective_at)?,
+            recorded_at: ts("recorded_at", self.recorded_at)?,
+            actor: self.actor,
+            reason: self.reason,
+            reference: self.reference,
+            request: self
+                .request_id
+                .map(|id| RequestKey { id, fingerprint: self.request_fingerprint.unwrap_or_default() }),
+            activates: self.activates.map(|r| Revision(r as u64)),
+            changes: decode_changes(revision, &self.changes)?,
+        })
+    }
+}
+
+/// What an append finds in the store, inside its transaction, before
+/// writing.
+pub(crate) struct Found {
+    /// The changeset recorded under the draft's request id, if any.
+    pub by_request: Option<Changeset>,
+    /// The activation entry already recorded for the draft's `activates`.
+    pub by_activation: Option<Changeset>,
+    /// The head revision and its recorded_at (None: empty store).
+    pub last: Option<(Revision, Timestamp)>,
+}
+
+/// What an append does: the same rules for every store.
+pub(crate) enum Plan {
+    /// Write nothing; answer this.
+    Skip(AppendOutcome),
+    /// Insert this changeset (revision head + 1).
+    Insert(Changeset),
+}
+
+/// Decides an append from what the store holds: replay or refuse a reused
+/// request id, replay an activation, check the head precondition, else
+/// number the new changeset. `recorded_at` never goes backwards (even if
+/// the clock does), so transaction time is monotonic in revision.
+pub(crate) fn plan(draft: &ChangesetDraft, expected_head: Option<Revision>, found: Found) -> Plan {
+    if let (Some(key), Some(cs)) = (&draft.request, found.by_request) {
+        let same = cs.request.as_ref().is_some_and(|k| k.fingerprint == key.fingerprint);
+        return Plan::Skip(if same { AppendOutcome::Replayed(cs) } else { AppendOutcome::RequestIdReused(cs) });
+    }
+    if let Some(cs) = found.by_activation {
+        return Plan::Skip(AppendOutcome::Replayed(cs));
+    }
+    let (head, last_recorded) = found.last.unwrap_or((Revision::ZERO, Timestamp::now()));
+    if let Some(expected) = expected_head
+        && expected != head
+    {
+        return Plan::Skip(AppendOutcome::HeadMismatch { expected, actual: head });
+    }
+    let recorded_at = Timestamp::now().max(last_recorded);
+    Plan::Insert(Changeset {
+        revision: head.next(),
+        effective_at: draft.effective_at.unwrap_or(recorded_at),
+        recorded_at,
+        actor: draft.actor.clone(),
+        reason: draft.reason.clone(),
+        reference: draft.reference.clone(),
+        request: draft.request.clone(),
+        changes: draft.changes.clone(),
+        activates: draft.activates,
+    })
 }

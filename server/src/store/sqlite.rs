@@ -10,13 +10,10 @@ use std::{
 
 use async_trait::async_trait;
 use eligibility::{Revision, Timestamp};
-use sqlx::{
-    Row,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{AppendOutcome, Store, StoreError, decode_changes, encode_changes};
-use crate::model::{Changeset, ChangesetDraft, RequestKey};
+use super::{AppendOutcome, COLUMNS, Found, Plan, Row, Store, StoreError, encode_changes, plan};
+use crate::model::{Changeset, ChangesetDraft};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "eligibility.sqlite3";
@@ -24,8 +21,6 @@ pub const DB_FILE: &str = "eligibility.sqlite3";
 pub const LOCK_FILE: &str = "LOCK";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-const COLUMNS: &str = "revision, effective_at, recorded_at, actor, reason, reference, request_id, request_fingerprint, activates, changes";
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -90,31 +85,6 @@ impl SqliteStore {
     }
 }
 
-fn row_to_changeset(row: &SqliteRow) -> Result<Changeset, StoreError> {
-    let get_err = |e: sqlx::Error| StoreError::Corrupt(format!("reading changeset row: {e}"));
-    let revision: i64 = row.try_get("revision").map_err(get_err)?;
-    let ts = |col: &str| -> Result<Timestamp, StoreError> {
-        let v: i64 = row.try_get(col).map_err(get_err)?;
-        Timestamp::from_micros(v)
-            .ok_or_else(|| StoreError::Corrupt(format!("revision {revision}: {col} {v} out of range")))
-    };
-    let request_id: Option<String> = row.try_get("request_id").map_err(get_err)?;
-    let fingerprint: Option<String> = row.try_get("request_fingerprint").map_err(get_err)?;
-    let activates: Option<i64> = row.try_get("activates").map_err(get_err)?;
-    let changes: String = row.try_get("changes").map_err(get_err)?;
-    Ok(Changeset {
-        revision: Revision(revision as u64),
-        effective_at: ts("effective_at")?,
-        recorded_at: ts("recorded_at")?,
-        actor: row.try_get("actor").map_err(get_err)?,
-        reason: row.try_get("reason").map_err(get_err)?,
-        reference: row.try_get("reference").map_err(get_err)?,
-        request: request_id.map(|id| RequestKey { id, fingerprint: fingerprint.unwrap_or_default() }),
-        activates: activates.map(|r| Revision(r as u64)),
-        changes: decode_changes(revision, &changes)?,
-    })
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     fn store_id(&self) -> &str {
@@ -142,90 +112,66 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock up front, so the head read below
         // cannot go stale before the insert.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable("begin"))?;
-        if let Some(key) = &draft.request {
-            let sql = format!("SELECT {COLUMNS} FROM changesets WHERE request_id = ?");
-            let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let by = |col: &str| sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM changesets WHERE {col} = ?"));
+        let by_request = match &draft.request {
+            Some(key) => sqlx::query_as::<_, Row>(by("request_id"))
                 .bind(&key.id)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(unavailable("looking up request_id"))?;
-            if let Some(row) = found {
-                let cs = row_to_changeset(&row)?;
-                let same = cs.request.as_ref().is_some_and(|k| k.fingerprint == key.fingerprint);
-                return Ok(if same { AppendOutcome::Replayed(cs) } else { AppendOutcome::RequestIdReused(cs) });
-            }
-        }
-        if let Some(orig) = draft.activates {
-            let sql = format!("SELECT {COLUMNS} FROM changesets WHERE activates = ?");
-            let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .map_err(unavailable("looking up request_id"))?
+                .map(Row::into_changeset)
+                .transpose()?,
+            None => None,
+        };
+        let by_activation = match draft.activates {
+            Some(orig) => sqlx::query_as::<_, Row>(by("activates"))
                 .bind(orig.0 as i64)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(unavailable("looking up activation"))?;
-            if let Some(row) = found {
-                return Ok(AppendOutcome::Replayed(row_to_changeset(&row)?));
-            }
-        }
-        let last = sqlx::query("SELECT revision, recorded_at FROM changesets ORDER BY revision DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(unavailable("reading head"))?;
-        let (head, last_recorded) = match last {
-            Some(row) => (
-                Revision(row.get::<i64, _>(0) as u64),
-                Timestamp::from_micros(row.get::<i64, _>(1)).unwrap_or_else(Timestamp::now),
-            ),
-            None => (Revision::ZERO, Timestamp::now()),
+                .map_err(unavailable("looking up activation"))?
+                .map(Row::into_changeset)
+                .transpose()?,
+            None => None,
         };
-        if let Some(expected) = expected_head
-            && expected != head
-        {
-            return Ok(AppendOutcome::HeadMismatch { expected, actual: head });
-        }
-        // recorded_at never goes backwards, even if the clock does, so
-        // transaction time is monotonic in revision.
-        let recorded_at = Timestamp::now().max(last_recorded);
-        let effective_at = draft.effective_at.unwrap_or(recorded_at);
-        let revision = head.next();
+        let last: Option<(i64, i64)> =
+            sqlx::query_as("SELECT revision, recorded_at FROM changesets ORDER BY revision DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable("reading head"))?;
+        let last = last.map(|(r, t)| (Revision(r as u64), Timestamp::from_micros(t).unwrap_or_else(Timestamp::now)));
+        let cs = match plan(draft, expected_head, Found { by_request, by_activation, last }) {
+            Plan::Skip(outcome) => return Ok(outcome),
+            Plan::Insert(cs) => cs,
+        };
         sqlx::query(
             "INSERT INTO changesets (revision, effective_at, recorded_at, actor, reason, reference, request_id, request_fingerprint, activates, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(revision.0 as i64)
-        .bind(effective_at.as_micros())
-        .bind(recorded_at.as_micros())
-        .bind(&draft.actor)
-        .bind(&draft.reason)
-        .bind(&draft.reference)
-        .bind(draft.request.as_ref().map(|k| k.id.clone()))
-        .bind(draft.request.as_ref().map(|k| k.fingerprint.clone()))
-        .bind(draft.activates.map(|r| r.0 as i64))
+        .bind(cs.revision.0 as i64)
+        .bind(cs.effective_at.as_micros())
+        .bind(cs.recorded_at.as_micros())
+        .bind(&cs.actor)
+        .bind(&cs.reason)
+        .bind(&cs.reference)
+        .bind(cs.request.as_ref().map(|k| k.id.clone()))
+        .bind(cs.request.as_ref().map(|k| k.fingerprint.clone()))
+        .bind(cs.activates.map(|r| r.0 as i64))
         .bind(&changes_json)
         .execute(&mut *tx)
         .await
         .map_err(unavailable("inserting changeset"))?;
         tx.commit().await.map_err(unavailable("commit"))?;
-        Ok(AppendOutcome::Committed(Changeset {
-            revision,
-            effective_at,
-            recorded_at,
-            actor: draft.actor.clone(),
-            reason: draft.reason.clone(),
-            reference: draft.reference.clone(),
-            request: draft.request.clone(),
-            changes: draft.changes.clone(),
-            activates: draft.activates,
-        }))
+        Ok(AppendOutcome::Committed(cs))
     }
 
     async fn read_after(&self, after: Revision, limit: u32) -> Result<Vec<Changeset>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM changesets WHERE revision > ? ORDER BY revision LIMIT ?");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
             .bind(after.0 as i64)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable("reading changesets"))?;
-        rows.iter().map(row_to_changeset).collect()
+        rows.into_iter().map(Row::into_changeset).collect()
     }
 
     async fn close(&self) {
