@@ -8,6 +8,7 @@ use std::{
     net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -29,6 +30,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Check and BatchCheck throughput and latency against the transport
+    /// ceiling (grpc.health.v1 Check on the same server, same connections
+    /// and concurrency), then Check latency at half of its maximum load.
+    Rpc {
+        /// Concurrency levels (calls in flight).
+        #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
+        concurrency: Vec<usize>,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 4.0)]
+        seconds: f64,
+        /// Client connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Rounds (health and check alternate; the best round counts).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Durable write throughput (changesets/s), each acknowledged after
     /// commit, on SQLite and (with --pg-admin-url) Postgres.
     Writes {
@@ -350,6 +368,205 @@ async fn replicas(bin: &PathBuf, admin: &str, changes: usize) {
     db.drop_db().await;
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Health,
+    Check,
+    Batch100,
+}
+
+struct Run {
+    calls: usize,
+    items: usize,
+    secs: f64,
+    lat: Vec<Duration>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.items as f64 / self.secs
+    }
+}
+
+async fn one_call(kind: Kind, ch: &tonic::transport::Channel, i: usize, countries: &[String]) -> usize {
+    match kind {
+        Kind::Health => {
+            let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+            h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+            1
+        }
+        Kind::Check => {
+            let mut q = pb::eligibility_service_client::EligibilityServiceClient::new(ch.clone());
+            q.check(pb::CheckRequest {
+                list_id: "cyber".into(),
+                country: countries[i % countries.len()].clone(),
+                point: None,
+            })
+            .await
+            .unwrap();
+            1
+        }
+        Kind::Batch100 => {
+            let mut q = pb::eligibility_service_client::EligibilityServiceClient::new(ch.clone());
+            let items = (0..100)
+                .map(|k| pb::CheckItem {
+                    list_id: "cyber".into(),
+                    country: countries[(i + k) % countries.len()].clone(),
+                })
+                .collect();
+            q.batch_check(pb::BatchCheckRequest { items, point: None }).await.unwrap();
+            100
+        }
+    }
+}
+
+/// Closed loop: `concurrency` callers, each issuing its next call when the
+/// previous one returns, for `dur`.
+async fn closed_loop(
+    kind: Kind,
+    chans: &[tonic::transport::Channel],
+    concurrency: usize,
+    dur: Duration,
+    countries: &Arc<Vec<String>>,
+) -> Run {
+    let stop = Instant::now() + dur;
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let ch = chans[w % chans.len()].clone();
+        let countries = countries.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut calls, mut items, mut lat) = (0usize, 0usize, Vec::with_capacity(4096));
+            let mut i = w;
+            while Instant::now() < stop {
+                let t = Instant::now();
+                items += one_call(kind, &ch, i, &countries).await;
+                lat.push(t.elapsed());
+                calls += 1;
+                i += concurrency;
+            }
+            (calls, items, lat)
+        }));
+    }
+    let started = Instant::now();
+    let mut run = Run { calls: 0, items: 0, secs: 0.0, lat: Vec::new() };
+    for t in tasks {
+        let (c, it, l) = t.await.unwrap();
+        run.calls += c;
+        run.items += it;
+        run.lat.extend(l);
+    }
+    run.secs = started.elapsed().as_secs_f64().max(dur.as_secs_f64());
+    run.lat.sort();
+    run
+}
+
+/// Open loop at `rate` calls/s for `dur`: latency measured from each
+/// call's scheduled start (no coordinated omission).
+async fn open_loop(
+    chans: &[tonic::transport::Channel],
+    rate: f64,
+    dur: Duration,
+    countries: &Arc<Vec<String>>,
+) -> Vec<Duration> {
+    let workers = 64usize;
+    let per_worker = rate / workers as f64;
+    let interval = Duration::from_secs_f64(1.0 / per_worker);
+    let n = (per_worker * dur.as_secs_f64()) as usize;
+    let mut tasks = Vec::new();
+    let t0 = tokio::time::Instant::now();
+    for w in 0..workers {
+        let ch = chans[w % chans.len()].clone();
+        let countries = countries.clone();
+        // Stagger the workers across one interval.
+        let offset = interval.mul_f64(w as f64 / workers as f64);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(n);
+            for k in 0..n {
+                let scheduled = t0 + offset + interval * k as u32;
+                tokio::time::sleep_until(scheduled).await;
+                one_call(Kind::Check, &ch, w + k, &countries).await;
+                lat.push(scheduled.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    lat.sort();
+    lat
+}
+
+async fn rpc(bin: &PathBuf, levels: &[usize], dur: Duration, connections: usize, rounds: usize) {
+    let server = ServerProcess::start_with(bin, &["--demo"]).await;
+    let mut chans = Vec::new();
+    for _ in 0..connections {
+        chans.push(
+            tonic::transport::Endpoint::from_shared(server.url.clone())
+                .unwrap()
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    let countries: Arc<Vec<String>> = Arc::new(Country::all().iter().map(|c| c.to_string()).collect());
+    // Warm up connections and code paths.
+    for kind in [Kind::Health, Kind::Check, Kind::Batch100] {
+        closed_loop(kind, &chans, 16, Duration::from_millis(500), &countries).await;
+    }
+    println!(
+        "rpc: {connections} connections, {:.1} s per measurement, best of {rounds} alternating rounds",
+        dur.as_secs_f64()
+    );
+    println!(
+        "{:>11} {:>9} {:>12} {:>9} {:>9} {:>9} {:>11}",
+        "concurrency", "call", "rate", "p50", "p99", "p99.9", "vs health"
+    );
+    let mut best_check = 0.0f64;
+    for &c in levels {
+        let mut best: std::collections::HashMap<&str, Run> = Default::default();
+        for _ in 0..rounds {
+            for (name, kind) in [("health", Kind::Health), ("check", Kind::Check), ("batch100", Kind::Batch100)] {
+                let r = closed_loop(kind, &chans, c, dur, &countries).await;
+                if best.get(name).is_none_or(|b| r.rate() > b.rate()) {
+                    best.insert(name, r);
+                }
+            }
+        }
+        let health = best["health"].rate();
+        for name in ["health", "check", "batch100"] {
+            let r = &best[name];
+            let unit = if name == "batch100" { "items/s" } else { "calls/s" };
+            println!(
+                "{c:>11} {name:>9} {:>8.0} {unit} {:>9} {:>9} {:>9} {:>10.1}%",
+                r.rate(),
+                ms(percentile(&r.lat, 0.5)),
+                ms(percentile(&r.lat, 0.99)),
+                ms(percentile(&r.lat, 0.999)),
+                100.0 * r.calls as f64 / r.secs / health
+            );
+        }
+        println!(
+            "{c:>11} ratios: Check/Health {:.3}; BatchCheck(100) items/s vs single Checks/s {:.1}x",
+            best["check"].rate() / health,
+            best["batch100"].rate() / best["check"].rate()
+        );
+        best_check = best_check.max(best["check"].rate());
+    }
+    let half = best_check / 2.0;
+    let lat = open_loop(&chans, half, dur.max(Duration::from_secs(3)), &countries).await;
+    println!(
+        "half load: Check at {half:.0} calls/s (half of the best {best_check:.0}) for {:.0} s: p50 {} p99 {} p99.9 {} ({} calls)",
+        dur.max(Duration::from_secs(3)).as_secs_f64(),
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(percentile(&lat, 0.999)),
+        lat.len()
+    );
+}
+
 async fn mirror(bin: &PathBuf, checks: usize) {
     use std::{collections::HashMap, hint::black_box};
     let server = ServerProcess::start_with(bin, &["--demo"]).await;
@@ -409,6 +626,9 @@ async fn main() {
         cli.server_bin.unwrap_or_else(|| std::env::current_exe().unwrap().parent().unwrap().join("eligibility-server"));
     match cli.command {
         Cmd::Mirror { checks } => mirror(&bin, checks).await,
+        Cmd::Rpc { concurrency, seconds, connections, rounds } => {
+            rpc(&bin, &concurrency, Duration::from_secs_f64(seconds), connections, rounds).await
+        }
         Cmd::Writes { changesets, concurrency, pg_admin_url } => {
             let server = ServerProcess::start(&bin).await;
             writes("sqlite", &server.url, changesets, concurrency).await;

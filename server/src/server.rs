@@ -12,7 +12,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::{
     auth::{AuthConfig, Authenticator},
     error::{Error, Result},
-    grpc::{AdminService, EligibilityService},
+    grpc::{AdminService, EligibilityRoute, EligibilityService},
     registry::{Limits, Registry},
     store::{PgOptions, PgStore, SqliteStore, Store},
     watch::WatchConfig,
@@ -175,10 +175,7 @@ pub async fn run(
         .layer(crate::metrics::RpcLayer::new(config.limits.max_concurrent_requests))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(
-            EligibilityServiceServer::new(EligibilityService::new(registry.clone(), auth.clone()))
-                .max_decoding_message_size(max_msg),
-        )
+        .add_service(EligibilityRoute::new(EligibilityService::new(registry.clone(), auth.clone()), max_msg))
         .add_service(
             AdminServiceServer::new(AdminService::new(registry.clone(), auth.clone()))
                 .max_decoding_message_size(max_msg),

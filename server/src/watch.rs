@@ -14,7 +14,7 @@ use std::{
     collections::{BTreeSet, HashMap},
     net::SocketAddr,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
@@ -91,6 +91,29 @@ pub fn present(snap: &Snapshot, cs: &Arc<Changeset>, filter: &Filter) -> Option<
     Some(Arc::new(out))
 }
 
+/// A changeset on its way to watchers, with a slot where the transport
+/// keeps its encoded form: every watcher that sends the same (unfiltered)
+/// changeset shares one `Published`, so it is encoded once, not once per
+/// watcher.
+#[derive(Debug)]
+pub struct Published {
+    /// The changeset (filtered for the watcher, when it has a filter).
+    pub changeset: Arc<Changeset>,
+    wire: OnceLock<bytes::Bytes>,
+}
+
+impl Published {
+    /// Wraps a changeset.
+    pub fn new(changeset: Arc<Changeset>) -> Arc<Self> {
+        Arc::new(Published { changeset, wire: OnceLock::new() })
+    }
+
+    /// The encoded form, made by `encode` on first use and shared after.
+    pub fn wire(&self, encode: impl FnOnce(&Changeset) -> bytes::Bytes) -> bytes::Bytes {
+        self.wire.get_or_init(|| encode(&self.changeset)).clone()
+    }
+}
+
 /// One list's state in a snapshot-first start.
 #[derive(Clone, Debug)]
 pub struct SnapshotList {
@@ -108,7 +131,7 @@ pub struct SnapshotList {
 #[derive(Clone, Debug)]
 pub enum Event {
     /// A changeset (filtered).
-    Changeset(Arc<Changeset>),
+    Changeset(Arc<Published>),
     /// Everything through this revision has been sent.
     Progress(Revision),
     /// Snapshot-first: one list's state.
@@ -162,7 +185,7 @@ pub struct WatchStats {
 
 /// The live feed, limits and shutdown signal shared by all watchers.
 pub struct Hub {
-    feed: broadcast::Sender<Arc<Changeset>>,
+    feed: broadcast::Sender<Arc<Published>>,
     per_connection: Mutex<HashMap<SocketAddr, usize>>,
     stats: WatchStats,
     shutdown: watch::Sender<bool>,
@@ -180,7 +203,7 @@ impl Hub {
     /// Publishes a committed changeset to live watchers (never blocks).
     pub fn publish(&self, cs: Arc<Changeset>) {
         // An error only means nobody is listening.
-        let _ = self.feed.send(cs);
+        let _ = self.feed.send(Published::new(cs));
     }
 
     /// The most changesets the shared live feed can hold, whatever the
@@ -334,7 +357,7 @@ struct Gone;
 struct Watcher {
     registry: Arc<Registry>,
     hub: Arc<Hub>,
-    feed: broadcast::Receiver<Arc<Changeset>>,
+    feed: broadcast::Receiver<Arc<Published>>,
     tx: mpsc::Sender<Event>,
     filter: Filter,
     cursor: Revision,
@@ -356,8 +379,12 @@ impl Watcher {
         }
     }
 
-    async fn emit(&mut self, snap: &Snapshot, cs: &Arc<Changeset>) -> Result<(), Gone> {
-        match present(snap, cs, &self.filter) {
+    async fn emit(&mut self, snap: &Snapshot, item: &Arc<Published>) -> Result<(), Gone> {
+        let cs = &item.changeset;
+        // Unfiltered watchers share the feed's item (and its encoding).
+        let shared = self.filter.is_all() && cs.activates.is_none() && !cs.changes.is_empty();
+        let presented = if shared { Some(item.clone()) } else { present(snap, cs, &self.filter).map(Published::new) };
+        match presented {
             Some(p) => {
                 self.owed = false;
                 self.cursor = cs.revision;
@@ -398,10 +425,10 @@ impl Watcher {
                     _ = crate::watch::stopped(&mut stop) => return Err(Gone),
                     _ = self.tx.closed() => return Err(Gone),
                     r = self.feed.recv() => match r {
-                        Ok(cs) if cs.revision <= self.cursor => continue,
-                        Ok(cs) if cs.revision == self.cursor.next() => {
+                        Ok(item) if item.changeset.revision <= self.cursor => continue,
+                        Ok(item) if item.changeset.revision == self.cursor.next() => {
                             let snap = self.registry.snapshot();
-                            self.emit(&snap, &cs).await?;
+                            self.emit(&snap, &item).await?;
                             heartbeat.reset();
                         }
                         // A gap means the feed and the log disagree about
@@ -434,9 +461,10 @@ impl Watcher {
             }
             // Collect the pending Arcs first: the log iterator borrows the
             // snapshot across awaits otherwise.
-            let batch: Vec<Arc<Changeset>> = snap.changesets_after(self.cursor).take(256).cloned().collect();
-            for cs in &batch {
-                self.emit(&snap, cs).await?;
+            let batch: Vec<Arc<Published>> =
+                snap.changesets_after(self.cursor).take(256).map(|cs| Published::new(cs.clone())).collect();
+            for item in &batch {
+                self.emit(&snap, item).await?;
             }
         }
     }

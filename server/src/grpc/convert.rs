@@ -247,11 +247,23 @@ pub fn changeset(cs: &Changeset) -> pb::Changeset {
     }
 }
 
+/// A watch event, encoded. A changeset is encoded once and the bytes are
+/// shared by every watcher that sends the same one.
+pub fn watch_event_bytes(e: &Event, store_id: &str) -> bytes::Bytes {
+    use prost::Message;
+    match e {
+        Event::Changeset(p) => p.wire(|cs| {
+            pb::WatchEvent { event: Some(pb::watch_event::Event::Changeset(changeset(cs))) }.encode_to_vec().into()
+        }),
+        other => watch_event(other, store_id).encode_to_vec().into(),
+    }
+}
+
 /// A watch event to wire.
 pub fn watch_event(e: &Event, store_id: &str) -> pb::WatchEvent {
     use pb::watch_event::Event as E;
     let event = match e {
-        Event::Changeset(cs) => E::Changeset(changeset(cs)),
+        Event::Changeset(p) => E::Changeset(changeset(&p.changeset)),
         Event::Progress(r) => E::Progress(pb::Progress { revision: r.0, store_id: store_id.to_owned() }),
         Event::SnapshotList(s) => E::SnapshotList(pb::SnapshotList {
             list: Some(list(&s.info)),

@@ -4,9 +4,11 @@
 mod admin;
 pub mod convert;
 mod query;
+mod watch_route;
 
 pub use admin::AdminService;
 pub use query::EligibilityService;
+pub use watch_route::EligibilityRoute;
 
 use tonic::{Request, Status};
 

@@ -36,6 +36,35 @@ impl EligibilityService {
     }
 }
 
+/// A Watch stream of encoded `WatchEvent`s.
+pub type EncodedStream = Pin<Box<dyn Stream<Item = Result<bytes::Bytes, Status>> + Send>>;
+
+impl EligibilityService {
+    /// Opens a watch: validates and converts the request, authorizes, and
+    /// returns the stream of encoded events.
+    pub async fn open_watch(&self, req: Request<pb::WatchRequest>) -> Result<EncodedStream, Status> {
+        self.allow(&req, "Watch")?;
+        let peer = req.remote_addr();
+        let r = req.into_inner();
+        let start = match r.start.and_then(|s| s.start) {
+            None | Some(pb::watch_start::Start::Now(_)) => Start::Now,
+            Some(pb::watch_start::Start::AfterRevision(n)) => Start::After(Revision(n)),
+            Some(pb::watch_start::Start::Snapshot(_)) => Start::Snapshot,
+        };
+        let mut filter = Filter::default();
+        for (i, l) in r.list_ids.iter().enumerate() {
+            filter.lists.insert(cv::list_id(&format!("list_ids[{i}]"), l)?);
+        }
+        for (i, c) in r.countries.iter().enumerate() {
+            filter.countries.insert(cv::country(&format!("countries[{i}]"), c)?);
+        }
+        let store_id = (!r.store_id.is_empty()).then_some(r.store_id);
+        let rx = self.registry.watch(WatchRequest { start, filter, store_id }, peer).await.map_err(to_status)?;
+        let store_id = self.registry.store_id();
+        Ok(Box::pin(ReceiverStream::new(rx).map(move |e| Ok(cv::watch_event_bytes(&e, &store_id)))))
+    }
+}
+
 const ENTRIES_TOKEN: &str = "after-country:";
 const HISTORY_TOKEN: &str = "after-revision:";
 
@@ -229,25 +258,13 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        self.allow(&req, "Watch")?;
-        let peer = req.remote_addr();
-        let r = req.into_inner();
-        let start = match r.start.and_then(|s| s.start) {
-            None | Some(pb::watch_start::Start::Now(_)) => Start::Now,
-            Some(pb::watch_start::Start::AfterRevision(n)) => Start::After(Revision(n)),
-            Some(pb::watch_start::Start::Snapshot(_)) => Start::Snapshot,
-        };
-        let mut filter = Filter::default();
-        for (i, l) in r.list_ids.iter().enumerate() {
-            filter.lists.insert(cv::list_id(&format!("list_ids[{i}]"), l)?);
-        }
-        for (i, c) in r.countries.iter().enumerate() {
-            filter.countries.insert(cv::country(&format!("countries[{i}]"), c)?);
-        }
-        let store_id = (!r.store_id.is_empty()).then_some(r.store_id);
-        let rx = self.registry.watch(WatchRequest { start, filter, store_id }, peer).await.map_err(to_status)?;
-        let store_id = self.registry.store_id();
-        let stream = ReceiverStream::new(rx).map(move |e| Ok(cv::watch_event(&e, &store_id)));
-        Ok(Response::new(Box::pin(stream)))
+        // The server routes Watch to the encoded path (`watch::WatchRoute`);
+        // this is the same stream, decoded, for embedders of the generated
+        // service.
+        use prost::Message;
+        let stream = self.open_watch(req).await?;
+        let decoded =
+            stream.map(|r| r.and_then(|b| pb::WatchEvent::decode(b).map_err(|e| Status::internal(e.to_string()))));
+        Ok(Response::new(Box::pin(decoded)))
     }
 }
