@@ -11,7 +11,7 @@
 //! buffer, and no event is lost (etcd's unsynced-watcher design).
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, VecDeque},
     net::SocketAddr,
     sync::{
         Arc, Mutex, OnceLock,
@@ -21,7 +21,7 @@ use std::{
 };
 
 use eligibility::{Country, ListId, Revision, Timestamp};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 
 use crate::{
     error::{Error, Result},
@@ -146,7 +146,8 @@ pub enum Event {
 pub struct WatchConfig {
     /// Progress heartbeat interval when idle.
     pub progress_interval: Duration,
-    /// Events buffered per watcher between its loop and its connection.
+    /// Events a watcher prepares at a time when serving from the log (its
+    /// buffer; beyond it a watcher holds only a cursor).
     pub buffer: usize,
     /// Capacity of the shared live feed.
     pub feed_capacity: usize,
@@ -311,9 +312,10 @@ pub struct WatchRequest {
 
 impl Registry {
     /// Opens a watch: validates the request (store id, lists, resume
-    /// revision), then runs the watcher loop on its own task. Events arrive
-    /// on the returned receiver, which ends when the server shuts down.
-    pub async fn watch(self: &Arc<Self>, req: WatchRequest, peer: Option<SocketAddr>) -> Result<mpsc::Receiver<Event>> {
+    /// revision) and returns its stream of events, which ends when the
+    /// server shuts down. Dropping it (the client went away) releases the
+    /// watcher's place.
+    pub async fn watch(self: &Arc<Self>, req: WatchRequest, peer: Option<SocketAddr>) -> Result<WatchEvents> {
         let hub = self.hub().clone();
         if let Some(expected) = &req.store_id
             && expected != self.snapshot().store_id()
@@ -338,138 +340,139 @@ impl Registry {
         let admission = hub.admit(peer)?;
         // Subscribe before reading any snapshot: see the module docs.
         let feed = hub.feed.subscribe();
-        let (tx, rx) = mpsc::channel(hub.config.buffer.max(1));
-        let registry = self.clone();
-        tokio::spawn(async move {
-            let _admission = admission;
-            let mut w = Watcher { registry, hub, feed, tx, filter: req.filter, cursor: Revision::ZERO, owed: false };
-            if let Err(Gone) = w.run(req.start).await {
-                tracing::debug!("watcher ended: client gone or server shutting down");
-            }
-        });
-        Ok(rx)
+        let mut heartbeat = tokio::time::interval(hub.config.progress_interval);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.reset();
+        let watcher = Watcher {
+            registry: self.clone(),
+            stop: hub.shutdown.subscribe(),
+            hub,
+            feed,
+            filter: req.filter,
+            cursor: Revision::ZERO,
+            owed: false,
+            out: VecDeque::new(),
+            start: Some(req.start),
+            heartbeat,
+            _admission: admission,
+        };
+        // The stream is driven by its reader (tonic polls it as the
+        // connection can take more): no task or channel per watcher.
+        Ok(Box::pin(futures_util::stream::unfold(watcher, |mut w| async move { w.next().await.map(|e| (e, w)) })))
     }
 }
 
-/// The client went away or the server is shutting down.
-struct Gone;
+/// A watch: events in revision order, until the server shuts down.
+pub type WatchEvents = std::pin::Pin<Box<dyn futures_util::Stream<Item = Event> + Send>>;
 
 struct Watcher {
     registry: Arc<Registry>,
     hub: Arc<Hub>,
+    stop: watch::Receiver<bool>,
     feed: broadcast::Receiver<Arc<Published>>,
-    tx: mpsc::Sender<Event>,
     filter: Filter,
     cursor: Revision,
     /// A revision was filtered out since the last event sent: a Progress is
     /// owed once the watcher is idle.
     owed: bool,
+    /// Events ready to go (at most a catch-up batch: `buffer` events).
+    out: VecDeque<Event>,
+    /// Where to start, until started.
+    start: Option<Start>,
+    heartbeat: tokio::time::Interval,
+    _admission: Admission,
 }
 
 impl Watcher {
-    async fn send(&mut self, e: Event) -> Result<(), Gone> {
-        let mut stop = self.hub.shutdown.subscribe();
-        let stopped = *stop.borrow();
-        if stopped {
-            return Err(Gone);
-        }
-        tokio::select! {
-            r = self.tx.send(e) => r.map_err(|_| Gone),
-            _ = crate::watch::stopped(&mut stop) => Err(Gone),
-        }
+    fn send(&mut self, e: Event) {
+        self.out.push_back(e);
     }
 
-    async fn emit(&mut self, snap: &Snapshot, item: &Arc<Published>) -> Result<(), Gone> {
+    fn emit(&mut self, snap: &Snapshot, item: &Arc<Published>) {
         let cs = &item.changeset;
         // Unfiltered watchers share the feed's item (and its encoding).
         let shared = self.filter.is_all() && cs.activates.is_none() && !cs.changes.is_empty();
         let presented = if shared { Some(item.clone()) } else { present(snap, cs, &self.filter).map(Published::new) };
+        self.cursor = cs.revision;
         match presented {
             Some(p) => {
                 self.owed = false;
-                self.cursor = cs.revision;
-                self.send(Event::Changeset(p)).await
+                self.send(Event::Changeset(p));
             }
-            None => {
-                self.owed = true;
-                self.cursor = cs.revision;
-                Ok(())
-            }
+            None => self.owed = true,
         }
     }
 
-    async fn run(&mut self, start: Start) -> Result<(), Gone> {
-        let snap = self.registry.snapshot();
-        self.cursor = match start {
-            Start::After(r) => r,
-            Start::Now => snap.revision(),
-            Start::Snapshot => {
-                self.send_snapshot(&snap).await?;
-                snap.revision()
-            }
-        };
-        let mut stop = self.hub.shutdown.subscribe();
-        let mut heartbeat = tokio::time::interval(self.hub.config.progress_interval);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        heartbeat.reset();
+    /// The next event; `None` at shutdown.
+    async fn next(&mut self) -> Option<Event> {
         loop {
-            self.catch_up().await?;
-            // Live: take changesets from the feed in order.
-            loop {
-                if self.owed && self.feed.is_empty() {
-                    self.owed = false;
-                    self.send(Event::Progress(self.cursor)).await?;
-                }
-                tokio::select! {
-                    biased;
-                    _ = crate::watch::stopped(&mut stop) => return Err(Gone),
-                    _ = self.tx.closed() => return Err(Gone),
-                    r = self.feed.recv() => match r {
-                        Ok(item) if item.changeset.revision <= self.cursor => continue,
-                        Ok(item) if item.changeset.revision == self.cursor.next() => {
-                            let snap = self.registry.snapshot();
-                            self.emit(&snap, &item).await?;
-                            heartbeat.reset();
-                        }
-                        // A gap means the feed and the log disagree about
-                        // what was published: the log is authoritative.
-                        Ok(_) => break,
-                        Err(broadcast::error::RecvError::Lagged(n)) => {
-                            self.hub.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-                            metrics::counter!("eligibility_watch_fallbacks_total").increment(1);
-                            tracing::info!(skipped = n, cursor = self.cursor.0, "watcher fell behind the live feed; serving it from the log");
-                            break;
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return Err(Gone),
-                    },
-                    _ = heartbeat.tick() => {
-                        self.owed = false;
-                        self.send(Event::Progress(self.cursor)).await?;
+            if *self.stop.borrow() {
+                return None;
+            }
+            if let Some(e) = self.out.pop_front() {
+                return Some(e);
+            }
+            if let Some(start) = self.start.take() {
+                let snap = self.registry.snapshot();
+                self.cursor = match start {
+                    Start::After(r) => r,
+                    Start::Now => snap.revision(),
+                    Start::Snapshot => {
+                        self.send_snapshot(&snap);
+                        snap.revision()
                     }
+                };
+                continue;
+            }
+            // Behind the head (a resume, or fell behind the feed): serve
+            // from the log, a bounded batch at a time.
+            let snap = self.registry.snapshot();
+            if self.cursor < snap.revision() {
+                let batch: Vec<Arc<Published>> = snap
+                    .changesets_after(self.cursor)
+                    .take(self.hub.config.buffer.max(1))
+                    .map(|cs| Published::new(cs.clone()))
+                    .collect();
+                for item in &batch {
+                    self.emit(&snap, item);
+                }
+                continue;
+            }
+            // Live: take changesets from the feed in order.
+            if self.owed && self.feed.is_empty() {
+                self.owed = false;
+                return Some(Event::Progress(self.cursor));
+            }
+            tokio::select! {
+                biased;
+                _ = crate::watch::stopped(&mut self.stop) => return None,
+                r = self.feed.recv() => match r {
+                    Ok(item) if item.changeset.revision <= self.cursor => {}
+                    Ok(item) if item.changeset.revision == self.cursor.next() => {
+                        let snap = self.registry.snapshot();
+                        self.emit(&snap, &item);
+                        self.heartbeat.reset();
+                    }
+                    // A gap means the feed and the log disagree about what
+                    // was published: the log is authoritative (the next
+                    // round reads it).
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        self.hub.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("eligibility_watch_fallbacks_total").increment(1);
+                        tracing::info!(skipped = n, cursor = self.cursor.0, "watcher fell behind the live feed; serving it from the log");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = self.heartbeat.tick() => {
+                    self.owed = false;
+                    return Some(Event::Progress(self.cursor));
                 }
             }
         }
     }
 
-    /// Sends everything in the log after the cursor, until the cursor is at
-    /// the head.
-    async fn catch_up(&mut self) -> Result<(), Gone> {
-        loop {
-            let snap = self.registry.snapshot();
-            if self.cursor >= snap.revision() {
-                return Ok(());
-            }
-            // Collect the pending Arcs first: the log iterator borrows the
-            // snapshot across awaits otherwise.
-            let batch: Vec<Arc<Published>> =
-                snap.changesets_after(self.cursor).take(256).map(|cs| Published::new(cs.clone())).collect();
-            for item in &batch {
-                self.emit(&snap, item).await?;
-            }
-        }
-    }
-
-    async fn send_snapshot(&mut self, snap: &Arc<Snapshot>) -> Result<(), Gone> {
+    fn send_snapshot(&mut self, snap: &Arc<Snapshot>) {
         let view = View { snap: snap.clone(), at: snap.revision(), as_of: Timestamp::now() };
         let lists: Vec<ListId> = snap
             .lists_at(view.at)
@@ -497,8 +500,8 @@ impl Watcher {
                 .filter(|(c, _)| self.filter.countries.is_empty() || self.filter.countries.contains(c))
                 .map(|(country, e)| Member { country, event: e.clone() })
                 .collect();
-            self.send(Event::SnapshotList(SnapshotList { info, members, pending, removed })).await?;
+            self.send(Event::SnapshotList(SnapshotList { info, members, pending, removed }));
         }
-        self.send(Event::SnapshotEnd(snap.revision(), view.as_of)).await
+        self.send(Event::SnapshotEnd(snap.revision(), view.as_of));
     }
 }

@@ -4,7 +4,7 @@
 use std::{pin::Pin, sync::Arc};
 
 use eligibility::{Consistency, Country, Revision, Timestamp, proto::v1 as pb};
-use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, invalid, to_status};
@@ -61,7 +61,7 @@ impl EligibilityService {
         let store_id = (!r.store_id.is_empty()).then_some(r.store_id);
         let rx = self.registry.watch(WatchRequest { start, filter, store_id }, peer).await.map_err(to_status)?;
         let store_id = self.registry.store_id();
-        Ok(Box::pin(ReceiverStream::new(rx).map(move |e| Ok(cv::watch_event_bytes(&e, &store_id)))))
+        Ok(Box::pin(rx.map(move |e| Ok(cv::watch_event_bytes(&e, &store_id)))))
     }
 }
 
