@@ -130,6 +130,11 @@ impl ServerProcess {
         ServerProcess { child, url, _dir: dir }
     }
 
+    /// CPU time (user + system) the server has used, in seconds.
+    fn cpu_secs(&self) -> f64 {
+        cpu_secs(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
@@ -145,6 +150,18 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// utime + stime from a /proc stat file, in seconds.
+fn cpu_secs(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name (which is in parentheses).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13
+    // after the name; USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -215,6 +232,7 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     let countries: Vec<Country> = Country::all().into_iter().take(50).collect();
     let mut from_write = Vec::new();
     let mut from_ack = Vec::new();
+    let (server_cpu0, bench_cpu0) = (server.cpu_secs(), cpu_secs("/proc/self/stat"));
     for i in 0..repeats {
         let change = if i % 2 == 0 {
             EntryChange::add(&list, countries[i % 50])
@@ -242,6 +260,12 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     }
     from_write.sort();
     from_ack.sort();
+    let (server_cpu, bench_cpu) = (server.cpu_secs() - server_cpu0, cpu_secs("/proc/self/stat") - bench_cpu0);
+    println!(
+        "fanout: CPU per change: server {:.1} ms, load generator (the {watchers} watchers' client side) {:.1} ms",
+        server_cpu * 1e3 / repeats as f64,
+        bench_cpu * 1e3 / repeats as f64
+    );
     println!(
         "fanout: {watchers} watchers over {connections} connections, {repeats} changes: last delivery after write start p50 {} p99 {} max {}; after write ack p50 {} p99 {}; server RSS {} MiB before watchers, {} MiB with them ({:.1} KiB per watcher)",
         ms(percentile(&from_write, 0.5)),

@@ -155,6 +155,7 @@ pub async fn run(
     };
     tracing::info!(addr = ?addr, tls = config.tls.is_some(), mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), auth = auth.enabled(), "serving eligibility.v1");
     let activator = tokio::spawn(registry.clone().run_activator());
+    let ticker = tokio::spawn(hub.clone().run_ticker());
     let tailer = tokio::spawn(registry.clone().run_tailer(config.tail_poll));
     let tokens = tokio::spawn(auth.clone().watch_file(Duration::from_secs(2), hub.shutdown_signal()));
     // Watch streams never end on their own: end them when shutdown starts,
@@ -186,6 +187,7 @@ pub async fn run(
         .await;
     registry.hub().shutdown();
     let _ = activator.await;
+    let _ = ticker.await;
     let _ = tailer.await;
     let _ = tokens.await;
     if let Some(m) = metrics_task {

@@ -184,9 +184,22 @@ pub struct WatchStats {
     pub refused: AtomicU64,
 }
 
+/// What the live feed carries.
+#[derive(Clone, Debug)]
+pub enum FeedItem {
+    /// A committed changeset.
+    Changeset(Arc<Published>),
+    /// The heartbeat: a watcher that sent nothing since the last tick sends
+    /// a Progress. One shared ticker instead of a timer per watcher.
+    Tick,
+    /// The server is shutting down: end the stream.
+    Shutdown,
+}
+
 /// The live feed, limits and shutdown signal shared by all watchers.
 pub struct Hub {
-    feed: broadcast::Sender<Arc<Published>>,
+    feed: broadcast::Sender<FeedItem>,
+    stopping: std::sync::atomic::AtomicBool,
     per_connection: Mutex<HashMap<SocketAddr, usize>>,
     stats: WatchStats,
     shutdown: watch::Sender<bool>,
@@ -198,13 +211,34 @@ impl Hub {
     pub fn new(config: WatchConfig) -> Self {
         let (feed, _) = broadcast::channel(config.feed_capacity.max(1));
         let (shutdown, _) = watch::channel(false);
-        Hub { feed, per_connection: Mutex::new(HashMap::new()), stats: WatchStats::default(), shutdown, config }
+        Hub {
+            feed,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            per_connection: Mutex::new(HashMap::new()),
+            stats: WatchStats::default(),
+            shutdown,
+            config,
+        }
     }
 
     /// Publishes a committed changeset to live watchers (never blocks).
     pub fn publish(&self, cs: Arc<Changeset>) {
         // An error only means nobody is listening.
-        let _ = self.feed.send(Published::new(cs));
+        let _ = self.feed.send(FeedItem::Changeset(Published::new(cs)));
+    }
+
+    /// Sends the heartbeat tick every `progress_interval` until shutdown.
+    pub async fn run_ticker(self: Arc<Self>) {
+        let mut stop = self.shutdown.subscribe();
+        let mut every = tokio::time::interval(self.config.progress_interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.reset();
+        loop {
+            tokio::select! {
+                _ = stopped(&mut stop) => return,
+                _ = every.tick() => { let _ = self.feed.send(FeedItem::Tick); }
+            }
+        }
     }
 
     /// The most changesets the shared live feed can hold, whatever the
@@ -231,6 +265,8 @@ impl Hub {
 
     /// Ends every watch stream and background task (graceful shutdown).
     pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.feed.send(FeedItem::Shutdown);
         self.shutdown.send_replace(true);
     }
 
@@ -340,12 +376,8 @@ impl Registry {
         let admission = hub.admit(peer)?;
         // Subscribe before reading any snapshot: see the module docs.
         let feed = hub.feed.subscribe();
-        let mut heartbeat = tokio::time::interval(hub.config.progress_interval);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        heartbeat.reset();
         let watcher = Watcher {
             registry: self.clone(),
-            stop: hub.shutdown.subscribe(),
             hub,
             feed,
             filter: req.filter,
@@ -353,7 +385,7 @@ impl Registry {
             owed: false,
             out: VecDeque::new(),
             start: Some(req.start),
-            heartbeat,
+            quiet: true,
             _admission: admission,
         };
         // The stream is driven by its reader (tonic polls it as the
@@ -368,8 +400,7 @@ pub type WatchEvents = std::pin::Pin<Box<dyn futures_util::Stream<Item = Event> 
 struct Watcher {
     registry: Arc<Registry>,
     hub: Arc<Hub>,
-    stop: watch::Receiver<bool>,
-    feed: broadcast::Receiver<Arc<Published>>,
+    feed: broadcast::Receiver<FeedItem>,
     filter: Filter,
     cursor: Revision,
     /// A revision was filtered out since the last event sent: a Progress is
@@ -379,12 +410,14 @@ struct Watcher {
     out: VecDeque<Event>,
     /// Where to start, until started.
     start: Option<Start>,
-    heartbeat: tokio::time::Interval,
+    /// Nothing was sent since the last heartbeat tick.
+    quiet: bool,
     _admission: Admission,
 }
 
 impl Watcher {
     fn send(&mut self, e: Event) {
+        self.quiet = false;
         self.out.push_back(e);
     }
 
@@ -406,7 +439,7 @@ impl Watcher {
     /// The next event; `None` at shutdown.
     async fn next(&mut self) -> Option<Event> {
         loop {
-            if *self.stop.borrow() {
+            if self.hub.stopping.load(Ordering::Relaxed) {
                 return None;
             }
             if let Some(e) = self.out.pop_front() {
@@ -441,32 +474,42 @@ impl Watcher {
             // Live: take changesets from the feed in order.
             if self.owed && self.feed.is_empty() {
                 self.owed = false;
+                self.quiet = false;
                 return Some(Event::Progress(self.cursor));
             }
-            tokio::select! {
-                biased;
-                _ = crate::watch::stopped(&mut self.stop) => return None,
-                r = self.feed.recv() => match r {
-                    Ok(item) if item.changeset.revision <= self.cursor => {}
-                    Ok(item) if item.changeset.revision == self.cursor.next() => {
-                        let snap = self.registry.snapshot();
-                        self.emit(&snap, &item);
-                        self.heartbeat.reset();
+            match self.feed.recv().await {
+                Ok(FeedItem::Changeset(item)) => {
+                    let rev = item.changeset.revision;
+                    if rev == self.cursor.next() {
+                        if self.filter.is_all() && item.changeset.activates.is_none() {
+                            // The common case needs no snapshot.
+                            self.cursor = rev;
+                            self.owed = false;
+                            self.send(Event::Changeset(item));
+                        } else {
+                            let snap = self.registry.snapshot();
+                            self.emit(&snap, &item);
+                        }
                     }
-                    // A gap means the feed and the log disagree about what
-                    // was published: the log is authoritative (the next
-                    // round reads it).
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        self.hub.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-                        metrics::counter!("eligibility_watch_fallbacks_total").increment(1);
-                        tracing::info!(skipped = n, cursor = self.cursor.0, "watcher fell behind the live feed; serving it from the log");
+                    // Older: a duplicate at the seam, skip. Newer: the feed
+                    // and the log disagree about what was published; the
+                    // log is authoritative (the next round reads it).
+                }
+                Ok(FeedItem::Tick) => {
+                    if std::mem::replace(&mut self.quiet, true) {
+                        self.owed = false;
+                        return Some(Event::Progress(self.cursor));
                     }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = self.heartbeat.tick() => {
-                    self.owed = false;
-                    return Some(Event::Progress(self.cursor));
+                }
+                Ok(FeedItem::Shutdown) | Err(broadcast::error::RecvError::Closed) => return None,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    self.hub.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("eligibility_watch_fallbacks_total").increment(1);
+                    tracing::info!(
+                        skipped = n,
+                        cursor = self.cursor.0,
+                        "watcher fell behind the live feed; serving it from the log"
+                    );
                 }
             }
         }
