@@ -17,18 +17,24 @@ use crate::TypeError;
 pub struct Country([u8; 2]);
 
 impl Country {
-    /// Parses a code in any accepted form (see the type's docs).
+    /// Parses a code in any accepted form (see the type's docs). Allocates
+    /// nothing: it is on every request's path.
     pub fn parse(code: &str) -> Result<Self, TypeError> {
-        let bad = || TypeError::Country(code.to_owned());
-        let found = match code.len() {
-            2 if code.bytes().all(|b| b.is_ascii_alphabetic()) => celes::Country::from_alpha2(code),
-            3 if code.bytes().all(|b| b.is_ascii_alphabetic()) => celes::Country::from_alpha3(code),
-            3 if code.bytes().all(|b| b.is_ascii_digit()) => celes::Country::from_code(code),
-            _ => return Err(bad()),
-        }
-        .map_err(|_| bad())?;
-        let a2 = found.alpha2.as_bytes();
-        Ok(Country([a2[0].to_ascii_uppercase(), a2[1].to_ascii_uppercase()]))
+        let b = code.as_bytes();
+        let t = table();
+        let found = match b.len() {
+            2 if b.iter().all(u8::is_ascii_alphabetic) => {
+                let c = [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()];
+                t.alpha2[slot(c)].then_some(Country(c))
+            }
+            3 if b.iter().all(u8::is_ascii_alphabetic) => t
+                .alpha3
+                .get(&[b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase(), b[2].to_ascii_uppercase()])
+                .copied(),
+            3 if b.iter().all(u8::is_ascii_digit) => t.numeric.get(&[b[0], b[1], b[2]]).copied(),
+            _ => None,
+        };
+        found.ok_or_else(|| TypeError::Country(code.to_owned()))
     }
 
     /// The upper-case alpha-2 code.
@@ -51,6 +57,37 @@ impl Country {
         all.dedup();
         all
     }
+}
+
+/// Lookup tables built once from celes' list.
+struct Tables {
+    alpha2: [bool; 26 * 26],
+    alpha3: std::collections::HashMap<[u8; 3], Country>,
+    numeric: std::collections::HashMap<[u8; 3], Country>,
+}
+
+fn slot(c: [u8; 2]) -> usize {
+    (c[0] - b'A') as usize * 26 + (c[1] - b'A') as usize
+}
+
+fn table() -> &'static Tables {
+    static TABLES: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let mut t = Tables { alpha2: [false; 26 * 26], alpha3: Default::default(), numeric: Default::default() };
+        for c in celes::Country::get_countries() {
+            let a2 = c.alpha2.as_bytes();
+            let country = Country([a2[0].to_ascii_uppercase(), a2[1].to_ascii_uppercase()]);
+            t.alpha2[slot(country.0)] = true;
+            let a3 = c.alpha3.as_bytes();
+            t.alpha3
+                .insert([a3[0].to_ascii_uppercase(), a3[1].to_ascii_uppercase(), a3[2].to_ascii_uppercase()], country);
+            let n = c.code.as_bytes();
+            if n.len() == 3 {
+                t.numeric.insert([n[0], n[1], n[2]], country);
+            }
+        }
+        t
+    })
 }
 
 impl fmt::Display for Country {

@@ -22,7 +22,13 @@ pub struct Timestamp(i64);
 impl Timestamp {
     /// The current time, truncated to microseconds.
     pub fn now() -> Self {
-        Timestamp(Utc::now().timestamp_micros())
+        // Straight from the system clock: no calendar conversion on the
+        // request path.
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or_else(|e| -(e.duration().as_micros() as i64));
+        Timestamp(micros.clamp(MIN_MICROS, MAX_MICROS))
     }
 
     /// From microseconds since the Unix epoch; `None` outside years 1-9999.

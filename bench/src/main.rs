@@ -404,6 +404,9 @@ struct Run {
     items: usize,
     secs: f64,
     lat: Vec<Duration>,
+    /// CPU per call, µs, of the server and of this load generator.
+    server_us: f64,
+    client_us: f64,
 }
 
 impl Run {
@@ -472,7 +475,7 @@ async fn closed_loop(
         }));
     }
     let started = Instant::now();
-    let mut run = Run { calls: 0, items: 0, secs: 0.0, lat: Vec::new() };
+    let mut run = Run { calls: 0, items: 0, secs: 0.0, lat: Vec::new(), server_us: 0.0, client_us: 0.0 };
     for t in tasks {
         let (c, it, l) = t.await.unwrap();
         run.calls += c;
@@ -504,22 +507,27 @@ async fn open_loop(
         // Stagger the workers across one interval.
         let offset = interval.mul_f64(w as f64 / workers as f64);
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(n);
+            let (mut lat, mut service) = (Vec::with_capacity(n), Vec::with_capacity(n));
             for k in 0..n {
                 let scheduled = t0 + offset + interval * k as u32;
                 tokio::time::sleep_until(scheduled).await;
+                let sent = tokio::time::Instant::now();
                 one_call(Kind::Check, &ch, w + k, &countries).await;
                 lat.push(scheduled.elapsed());
+                service.push(sent.elapsed());
             }
-            lat
+            (lat, service)
         }));
     }
-    let mut lat = Vec::new();
+    let (mut lat, mut service) = (Vec::new(), Vec::new());
     for t in tasks {
-        lat.extend(t.await.unwrap());
+        let (l, s) = t.await.unwrap();
+        lat.extend(l);
+        service.extend(s);
     }
     lat.sort();
-    lat
+    service.sort();
+    (lat, service)
 }
 
 async fn rpc(bin: &PathBuf, levels: &[usize], dur: Duration, connections: usize, rounds: usize) {
@@ -553,7 +561,10 @@ async fn rpc(bin: &PathBuf, levels: &[usize], dur: Duration, connections: usize,
         let mut best: std::collections::HashMap<&str, Run> = Default::default();
         for _ in 0..rounds {
             for (name, kind) in [("health", Kind::Health), ("check", Kind::Check), ("batch100", Kind::Batch100)] {
-                let r = closed_loop(kind, &chans, c, dur, &countries).await;
+                let (s0, b0) = (server.cpu_secs(), cpu_secs("/proc/self/stat"));
+                let mut r = closed_loop(kind, &chans, c, dur, &countries).await;
+                r.server_us = (server.cpu_secs() - s0) * 1e6 / r.calls as f64;
+                r.client_us = (cpu_secs("/proc/self/stat") - b0) * 1e6 / r.calls as f64;
                 if best.get(name).is_none_or(|b| r.rate() > b.rate()) {
                     best.insert(name, r);
                 }
@@ -564,12 +575,14 @@ async fn rpc(bin: &PathBuf, levels: &[usize], dur: Duration, connections: usize,
             let r = &best[name];
             let unit = if name == "batch100" { "items/s" } else { "calls/s" };
             println!(
-                "{c:>11} {name:>9} {:>8.0} {unit} {:>9} {:>9} {:>9} {:>10.1}%",
+                "{c:>11} {name:>9} {:>8.0} {unit} {:>9} {:>9} {:>9} {:>9.1}% {:>6.1}+{:.1} µs",
                 r.rate(),
                 ms(percentile(&r.lat, 0.5)),
                 ms(percentile(&r.lat, 0.99)),
                 ms(percentile(&r.lat, 0.999)),
-                100.0 * r.calls as f64 / r.secs / health
+                100.0 * r.calls as f64 / r.secs / health,
+                r.server_us,
+                r.client_us
             );
         }
         println!(
@@ -580,14 +593,17 @@ async fn rpc(bin: &PathBuf, levels: &[usize], dur: Duration, connections: usize,
         best_check = best_check.max(best["check"].rate());
     }
     let half = best_check / 2.0;
-    let lat = open_loop(&chans, half, dur.max(Duration::from_secs(3)), &countries).await;
+    let (lat, service) = open_loop(&chans, half, dur.max(Duration::from_secs(3)), &countries).await;
     println!(
-        "half load: Check at {half:.0} calls/s (half of the best {best_check:.0}) for {:.0} s: p50 {} p99 {} p99.9 {} ({} calls)",
+        "half load: Check at {half:.0} calls/s (half of the best {best_check:.0}) for {:.0} s, {} calls: from the scheduled start p50 {} p99 {} p99.9 {}; from the actual send p50 {} p99 {} p99.9 {}",
         dur.max(Duration::from_secs(3)).as_secs_f64(),
+        lat.len(),
         ms(percentile(&lat, 0.5)),
         ms(percentile(&lat, 0.99)),
         ms(percentile(&lat, 0.999)),
-        lat.len()
+        ms(percentile(&service, 0.5)),
+        ms(percentile(&service, 0.99)),
+        ms(percentile(&service, 0.999)),
     );
 }
 

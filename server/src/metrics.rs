@@ -51,6 +51,11 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Whether this process records metrics (a recorder was installed here).
+pub fn installed() -> bool {
+    HANDLE.get().is_some_and(Option::is_some)
+}
+
 /// Serves `GET /metrics` (Prometheus text format) until `stop` completes.
 pub async fn serve(listener: TcpListener, mut stop: tokio::sync::watch::Receiver<bool>) {
     let Some(handle) = handle() else { return };
@@ -195,9 +200,35 @@ where
     }
 }
 
+/// Metric handles per (method, code), resolved once each: no labelled
+/// lookup per call.
+struct Handles {
+    counters: Vec<OnceLock<metrics::Counter>>,
+    histograms: Vec<OnceLock<metrics::Histogram>>,
+}
+
+fn handles() -> &'static Handles {
+    static H: OnceLock<Handles> = OnceLock::new();
+    H.get_or_init(|| Handles {
+        counters: (0..METHODS.len() * 17).map(|_| OnceLock::new()).collect(),
+        histograms: (0..METHODS.len()).map(|_| OnceLock::new()).collect(),
+    })
+}
+
 fn record(method: &'static str, code: Code, started: Instant) {
-    metrics::counter!("eligibility_rpc_requests_total", "method" => method, "code" => code_label(code)).increment(1);
-    metrics::histogram!("eligibility_rpc_duration_seconds", "method" => method).record(started.elapsed().as_secs_f64());
+    if !installed() {
+        return;
+    }
+    let m = METHODS.iter().position(|k| *k == method).unwrap_or(METHODS.len() - 1);
+    let h = handles();
+    h.counters[m * 17 + (code as usize).min(16)]
+        .get_or_init(
+            || metrics::counter!("eligibility_rpc_requests_total", "method" => method, "code" => code_label(code)),
+        )
+        .increment(1);
+    h.histograms[m]
+        .get_or_init(|| metrics::histogram!("eligibility_rpc_duration_seconds", "method" => method))
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// The status of a response that carries it in its headers (errors are
@@ -218,7 +249,27 @@ fn oversized(resp: &http::Response<tonic::body::Body>) -> bool {
         .is_some_and(|m| m.contains("message length too large") || m.contains("message%20length%20too%20large"))
 }
 
-/// A bounded set of label values (never the raw path: cardinality).
+/// The `method` label values: a bounded set (never the raw path).
+const METHODS: &[&str] = &[
+    "Check",
+    "BatchCheck",
+    "ListEntries",
+    "ListLists",
+    "GetList",
+    "History",
+    "Diff",
+    "Watch",
+    "CreateList",
+    "UpdateList",
+    "Apply",
+    "ReplaceMembers",
+    "ServerReflectionInfo",
+    "health.Check",
+    "health.Watch",
+    "other",
+];
+
+/// The label value of a request path.
 fn method_label(path: &str) -> &'static str {
     const KNOWN: &[&str] = &[
         "Check",

@@ -92,15 +92,25 @@ fn history_token(token: &str) -> Result<Revision, Status> {
 
 fn count_decision(d: &crate::snapshot::Decision) {
     use crate::snapshot::DecisionReason::*;
-    let label = match d.reason {
-        Listed => "listed",
-        NotListed => "not_listed",
-        Removed => "removed",
-        Denylisted => "denylisted",
-        NotDenylisted => "not_denylisted",
-        DenylistRemoved => "denylist_removed",
+    // Counter handles resolved once (the recorder is installed before the
+    // server serves), not a labelled lookup per check.
+    static COUNTERS: std::sync::OnceLock<[metrics::Counter; 6]> = std::sync::OnceLock::new();
+    if !crate::metrics::installed() {
+        return;
+    }
+    let c = COUNTERS.get_or_init(|| {
+        ["listed", "not_listed", "removed", "denylisted", "not_denylisted", "denylist_removed"]
+            .map(|label| metrics::counter!("eligibility_checks_total", "decision" => label))
+    });
+    let i = match d.reason {
+        Listed => 0,
+        NotListed => 1,
+        Removed => 2,
+        Denylisted => 3,
+        NotDenylisted => 4,
+        DenylistRemoved => 5,
     };
-    metrics::counter!("eligibility_checks_total", "decision" => label).increment(1);
+    c[i].increment(1);
 }
 
 /// The stream type of Watch.
@@ -141,8 +151,11 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         let mut items = Vec::with_capacity(r.items.len());
         for (i, it) in r.items.iter().enumerate() {
             items.push((
-                cv::list_id(&format!("items[{i}].list_id"), &it.list_id)?,
-                cv::country(&format!("items[{i}].country"), &it.country)?,
+                // Field names are only built for an error.
+                eligibility::ListId::parse(&it.list_id)
+                    .map_err(|e| invalid(&format!("items[{i}].list_id"), &e.to_string()))?,
+                eligibility::Country::parse(&it.country)
+                    .map_err(|e| invalid(&format!("items[{i}].country"), &e.to_string()))?,
             ));
         }
         let view = self.view(&req, r.point.as_ref()).await?;
