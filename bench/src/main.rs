@@ -494,7 +494,7 @@ async fn open_loop(
     rate: f64,
     dur: Duration,
     countries: &Arc<Vec<String>>,
-) -> Vec<Duration> {
+) -> (Vec<Duration>, Vec<Duration>) {
     let workers = 64usize;
     let per_worker = rate / workers as f64;
     let interval = Duration::from_secs_f64(1.0 / per_worker);
