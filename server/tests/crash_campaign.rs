@@ -135,7 +135,7 @@ async fn campaign(store_args: Vec<String>, what: &str) {
         let mut i = 0usize;
         loop {
             let country = countries[(cycle * 7919 + i) % countries.len()];
-            let action = if i % 3 == 0 { EntryAction::Remove } else { EntryAction::Add };
+            let action = if i.is_multiple_of(3) { EntryAction::Remove } else { EntryAction::Add };
             let request_id = format!("c{cycle}-{i}");
             let changes = [EntryChange { list: list.clone(), country, action, conditions: String::new() }];
             let opts = WriteOptions::reason("campaign").with_request_id(request_id.clone());
