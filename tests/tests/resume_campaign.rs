@@ -98,7 +98,7 @@ async fn watchers_cut_at_random_see_every_revision_exactly_once() {
         let mut i = 0usize;
         while !d.load(std::sync::atomic::Ordering::Relaxed) {
             let c = countries[i % countries.len()];
-            let ch = if (i / countries.len()) % 2 == 0 {
+            let ch = if (i / countries.len()).is_multiple_of(2) {
                 EntryChange::add(&list("l"), c)
             } else {
                 EntryChange::remove(&list("l"), c)
