@@ -137,7 +137,9 @@ fn random_requests() {
     let dir = tempfile::tempdir().unwrap();
     let server = rt.block_on(TestServer::start(dir.path(), true));
     let client = rt.block_on(server.client());
-    let config = ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() };
+    // PROPTEST_CASES raises the count for a long run.
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
+    let config = ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(config, |(calls in prop::collection::vec(any_call(), 1..4))| {
         for call in calls {
             let before = server.registry.snapshot().revision();
@@ -179,7 +181,11 @@ fn random_requests() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 5000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(5000),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn parsers_never_panic_and_round_trip(s in ".{0,80}", secs in any::<i64>(), nanos in any::<i32>()) {
