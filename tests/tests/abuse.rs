@@ -28,7 +28,11 @@ async fn watchers_opened_and_dropped_are_released() {
     let client = server.client().await;
     let rounds = if long() { 50 } else { 5 };
     let rss_before = rss_kib();
-    for _ in 0..rounds {
+    let mut samples = Vec::new();
+    for round in 0..rounds {
+        if round % 10 == 0 {
+            samples.push((round, rss_kib()));
+        }
         let mut streams = Vec::new();
         for i in 0..1000 {
             let start = match i % 3 {
@@ -54,7 +58,10 @@ async fn watchers_opened_and_dropped_are_released() {
         }
     }
     if long() {
-        println!("abuse: {rounds} x 1000 watchers opened and dropped; RSS {} -> {} KiB", rss_before, rss_kib());
+        samples.push((rounds, rss_kib()));
+        println!(
+            "abuse: {rounds} x 1000 watchers opened and dropped; RSS {rss_before} KiB at start; by round: {samples:?}"
+        );
     }
     assert!(client.check(&list("cyber"), cc("FR")).await.unwrap().decision.eligible);
 }
