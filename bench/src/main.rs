@@ -30,6 +30,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Everything, in one run, with the defaults below (what BENCHMARKS.md
+    /// quotes): rpc, fanout, writes, replicas (if Postgres answers), mirror.
+    All {
+        /// Admin URL for the Postgres measurements (fresh databases are
+        /// created and dropped); they are skipped if it does not answer.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        pg_admin_url: String,
+    },
     /// Check and BatchCheck throughput and latency against the transport
     /// ceiling (grpc.health.v1 Check on the same server, same connections
     /// and concurrency), then Check latency at half of its maximum load.
@@ -665,6 +673,33 @@ async fn main() {
     let bin =
         cli.server_bin.unwrap_or_else(|| std::env::current_exe().unwrap().parent().unwrap().join("eligibility-server"));
     match cli.command {
+        Cmd::All { pg_admin_url } => {
+            rpc(&bin, &[16, 64, 256], Duration::from_secs(4), 4, 3).await;
+            for n in [1000, 10_000] {
+                fanout(&bin, n, 20, 4).await;
+            }
+            let pg = {
+                use sqlx::Connection;
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(3), sqlx::PgConnection::connect(&pg_admin_url)).await,
+                    Ok(Ok(_))
+                )
+            };
+            let server = ServerProcess::start(&bin).await;
+            writes("sqlite", &server.url, 2000, 8).await;
+            drop(server);
+            if pg {
+                let db = TempDb::create(&pg_admin_url).await;
+                let server = ServerProcess::start_with(&bin, &["--database-url", &db.url]).await;
+                writes("postgres", &server.url, 2000, 8).await;
+                drop(server);
+                db.drop_db().await;
+                replicas(&bin, &pg_admin_url, 200).await;
+            } else {
+                println!("postgres: {pg_admin_url} does not answer; skipped writes (postgres) and replicas");
+            }
+            mirror(&bin, 5_000_000).await;
+        }
         Cmd::Mirror { checks } => mirror(&bin, checks).await,
         Cmd::Rpc { concurrency, seconds, connections, rounds } => {
             rpc(&bin, &concurrency, Duration::from_secs_f64(seconds), connections, rounds).await
