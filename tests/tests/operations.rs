@@ -89,14 +89,21 @@ async fn oversize_and_too_many_requests_get_resource_exhausted_and_the_server_st
     // only slot: the next call is refused at once, not queued.
     let mut slow = c.raw_query();
     let waiting = tokio::spawn(async move {
-        let p = pb::ReadPoint { as_of: None, consistency: Some(Consistency::MinRevision(99)) };
-        let mut req =
-            tonic::Request::new(pb::CheckRequest { list_id: "cyber".into(), country: "FR".into(), point: Some(p) });
-        req.set_timeout(Duration::from_secs(2));
-        slow.check(req).await
+        loop {
+            let p = pb::ReadPoint { as_of: None, consistency: Some(Consistency::MinRevision(99)) };
+            let mut req =
+                tonic::Request::new(pb::CheckRequest { list_id: "cyber".into(), country: "FR".into(), point: Some(p) });
+            req.set_timeout(Duration::from_secs(4));
+            match slow.check(req).await {
+                // A probe held the one slot at that moment: try again.
+                Err(s) if s.code() == Code::ResourceExhausted => tokio::task::yield_now().await,
+                other => return other,
+            }
+        }
     });
+    // Probe while the slow call is (or is about to be) in flight.
     let mut refused = None;
-    for _ in 0..100 {
+    while !waiting.is_finished() {
         match q.check(pb::CheckRequest { list_id: "cyber".into(), country: "FR".into(), point: None }).await {
             Err(s) if s.code() == Code::ResourceExhausted => {
                 refused = Some(s);
