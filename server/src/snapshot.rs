@@ -77,33 +77,20 @@ impl ListState {
     /// (effective_at, revision) order among those recorded at or before `at`
     /// and in effect at `as_of`.
     pub fn deciding(&self, country: Country, as_of: Timestamp, at: Revision) -> Option<&Event> {
-        let timeline = self.entries.get(&country)?;
-        timeline.iter().rev().find(|e| e.effective_at <= as_of && e.revision <= at)
+        deciding_in(self.entries.get(&country)?, as_of, at)
     }
 
     /// Members at (as_of, at), ordered by country, with the event that made
     /// each a member.
     pub fn members(&self, as_of: Timestamp, at: Revision) -> impl Iterator<Item = (Country, &Event)> {
-        self.entries.iter().filter_map(move |(c, timeline)| {
-            timeline
-                .iter()
-                .rev()
-                .find(|e| e.effective_at <= as_of && e.revision <= at)
-                .filter(|e| e.action == EntryAction::Add)
-                .map(|e| (*c, e))
-        })
+        self.members_after(None, as_of, at)
     }
 
     /// Countries whose deciding change at (as_of, at) is a removal, ordered,
     /// with that change.
     pub fn removed(&self, as_of: Timestamp, at: Revision) -> impl Iterator<Item = (Country, &Event)> {
         self.entries.iter().filter_map(move |(c, timeline)| {
-            timeline
-                .iter()
-                .rev()
-                .find(|e| e.effective_at <= as_of && e.revision <= at)
-                .filter(|e| e.action == EntryAction::Remove)
-                .map(|e| (*c, e))
+            deciding_in(timeline, as_of, at).filter(|e| e.action == EntryAction::Remove).map(|e| (*c, e))
         })
     }
 
@@ -119,12 +106,7 @@ impl ListState {
             None => self.entries.range::<_, Country>(..),
         };
         range.filter_map(move |(c, timeline)| {
-            timeline
-                .iter()
-                .rev()
-                .find(|e| e.effective_at <= as_of && e.revision <= at)
-                .filter(|e| e.action == EntryAction::Add)
-                .map(|e| (*c, e))
+            deciding_in(timeline, as_of, at).filter(|e| e.action == EntryAction::Add).map(|e| (*c, e))
         })
     }
 
@@ -133,6 +115,13 @@ impl ListState {
     pub fn pending(&self, as_of: Timestamp, at: Revision) -> impl Iterator<Item = &Event> {
         self.entries.values().flat_map(|t| t.iter()).filter(move |e| e.effective_at > as_of && e.revision <= at)
     }
+}
+
+/// The deciding event of a timeline (sorted by (effective_at, revision)) at
+/// (as_of, at): the last one recorded at or before `at` and in effect at
+/// `as_of`.
+fn deciding_in(timeline: &Vector<Event>, as_of: Timestamp, at: Revision) -> Option<&Event> {
+    timeline.iter().rev().find(|e| e.effective_at <= as_of && e.revision <= at)
 }
 
 /// Why a check came out as it did.
