@@ -1,7 +1,8 @@
 //! The `eligibility.v1` API crate: the generated gRPC code, the encoded
 //! descriptor set (for server reflection), conversions at the wire edge, and
 //! the domain types shared by the server and the client: [`Country`],
-//! [`ListId`], [`Revision`], [`Timestamp`] and the read [`Point`].
+//! [`ListId`], [`Revision`], [`Timestamp`], the read [`Point`], and the
+//! eligibility rule ([`decide`] over [`ListMode`] and [`EntryAction`]).
 //!
 //! The server and client crates depend on this one; applications normally
 //! use the client crate instead of the generated code.
@@ -9,12 +10,14 @@
 
 mod convert;
 mod country;
+mod decision;
 mod list_id;
 mod revision;
 mod time;
 
 pub use convert::{point_from_proto, point_to_proto};
 pub use country::Country;
+pub use decision::{DecisionReason, EntryAction, ListMode, decide};
 pub use list_id::{LIST_ID_MAX_LEN, ListId};
 pub use revision::{Consistency, Point, Revision};
 pub use time::Timestamp;

@@ -493,7 +493,7 @@ impl Client {
                     title: list.title.clone(),
                     description: list.description.clone(),
                     authority: list.authority.clone(),
-                    mode: types::mode_to(list.mode),
+                    mode: list.mode.to_proto(),
                     ..Default::default()
                 }),
                 options: Some(opts.to_proto()),
@@ -544,7 +544,7 @@ impl Client {
                     .map(|c| pb::EntryChange {
                         list_id: c.list.to_string(),
                         country: c.country.to_string(),
-                        action: types::action_to(c.action),
+                        action: c.action.to_proto(),
                         conditions: c.conditions.clone(),
                     })
                     .collect(),

@@ -268,7 +268,7 @@ impl Mirror {
         self.fresh(now)?;
         let state = self.inner.state.load();
         let (l, deciding) = find(&state, list, country, now)?;
-        let (eligible, reason) = verdict(l.meta.mode, deciding.map(|e| e.action));
+        let (eligible, reason) = eligibility::decide(l.meta.mode, deciding.map(|e| e.action));
         Ok(Verdict {
             eligible,
             reason,
@@ -406,17 +406,6 @@ fn find<'a>(
     };
     let deciding = l.timelines[slot(country)].as_ref().and_then(|t| t.iter().rev().find(|e| e.effective_at <= as_of));
     Ok((l, deciding))
-}
-
-fn verdict(mode: ListMode, action: Option<EntryAction>) -> (bool, DecisionReason) {
-    match (mode, action) {
-        (ListMode::Allowlist, Some(EntryAction::Add)) => (true, DecisionReason::Listed),
-        (ListMode::Allowlist, Some(EntryAction::Remove)) => (false, DecisionReason::Removed),
-        (ListMode::Allowlist, None) => (false, DecisionReason::NotListed),
-        (ListMode::Denylist, Some(EntryAction::Add)) => (false, DecisionReason::Denylisted),
-        (ListMode::Denylist, Some(EntryAction::Remove)) => (true, DecisionReason::DenylistRemoved),
-        (ListMode::Denylist, None) => (true, DecisionReason::NotDenylisted),
-    }
 }
 
 /// The current time for checks. On Linux, the coarse real-time clock: the

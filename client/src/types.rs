@@ -16,40 +16,7 @@ pub struct Header {
     pub as_of: Timestamp,
 }
 
-/// How a list's membership decides eligibility.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ListMode {
-    /// Members are eligible; others are not.
-    Allowlist,
-    /// Members are not eligible; others are.
-    Denylist,
-}
-
-/// Why a check came out as it did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecisionReason {
-    /// Allowlist member: eligible.
-    Listed,
-    /// Never on the allowlist: not eligible.
-    NotListed,
-    /// Removed from the allowlist: not eligible.
-    Removed,
-    /// Denylist member: not eligible.
-    Denylisted,
-    /// Never on the denylist: eligible.
-    NotDenylisted,
-    /// Removed from the denylist: eligible.
-    DenylistRemoved,
-}
-
-/// Add or remove.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EntryAction {
-    /// Make the country a member.
-    Add,
-    /// Make the country not a member.
-    Remove,
-}
+pub use eligibility::{DecisionReason, EntryAction, ListMode};
 
 /// The recorded change that decided a check.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -318,33 +285,11 @@ pub(crate) fn country(s: &str) -> Result<Country> {
 }
 
 pub(crate) fn mode(m: i32) -> Result<ListMode> {
-    match pb::ListMode::try_from(m) {
-        Ok(pb::ListMode::Allowlist) => Ok(ListMode::Allowlist),
-        Ok(pb::ListMode::Denylist) => Ok(ListMode::Denylist),
-        _ => Err(bad("list mode")),
-    }
-}
-
-pub(crate) fn mode_to(m: ListMode) -> i32 {
-    match m {
-        ListMode::Allowlist => pb::ListMode::Allowlist as i32,
-        ListMode::Denylist => pb::ListMode::Denylist as i32,
-    }
+    ListMode::from_proto(m).ok_or_else(|| bad("list mode"))
 }
 
 pub(crate) fn action(a: i32) -> Result<EntryAction> {
-    match pb::EntryAction::try_from(a) {
-        Ok(pb::EntryAction::Add) => Ok(EntryAction::Add),
-        Ok(pb::EntryAction::Remove) => Ok(EntryAction::Remove),
-        _ => Err(bad("entry action")),
-    }
-}
-
-pub(crate) fn action_to(a: EntryAction) -> i32 {
-    match a {
-        EntryAction::Add => pb::EntryAction::Add as i32,
-        EntryAction::Remove => pb::EntryAction::Remove as i32,
-    }
+    EntryAction::from_proto(a).ok_or_else(|| bad("entry action"))
 }
 
 pub(crate) fn deciding(d: Option<pb::DecidingChange>) -> Result<Option<DecidingChange>> {
@@ -364,15 +309,7 @@ pub(crate) fn deciding(d: Option<pb::DecidingChange>) -> Result<Option<DecidingC
 
 pub(crate) fn decision(d: Option<pb::Decision>) -> Result<Decision> {
     let d = d.ok_or_else(|| bad("missing decision"))?;
-    let reason = match pb::DecisionReason::try_from(d.reason) {
-        Ok(pb::DecisionReason::Listed) => DecisionReason::Listed,
-        Ok(pb::DecisionReason::NotListed) => DecisionReason::NotListed,
-        Ok(pb::DecisionReason::Removed) => DecisionReason::Removed,
-        Ok(pb::DecisionReason::Denylisted) => DecisionReason::Denylisted,
-        Ok(pb::DecisionReason::NotDenylisted) => DecisionReason::NotDenylisted,
-        Ok(pb::DecisionReason::DenylistRemoved) => DecisionReason::DenylistRemoved,
-        _ => return Err(bad("decision reason")),
-    };
+    let reason = DecisionReason::from_proto(d.reason).ok_or_else(|| bad("decision reason"))?;
     Ok(Decision {
         list: list_id(&d.list_id)?,
         country: country(&d.country)?,

@@ -1,17 +1,8 @@
 //! The domain model: lists, changes and changesets. No wire types here.
 
 use eligibility::{Country, ListId, Revision, Timestamp};
+pub use eligibility::{EntryAction, ListMode};
 use serde::{Deserialize, Serialize};
-
-/// How membership decides eligibility.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ListMode {
-    /// Members are eligible; all other countries are not.
-    Allowlist,
-    /// Members are not eligible; all other countries are.
-    Denylist,
-}
 
 /// A list's descriptive metadata and mode.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -24,16 +15,6 @@ pub struct ListMeta {
     pub authority: String,
     /// ALLOWLIST or DENYLIST; fixed at creation.
     pub mode: ListMode,
-}
-
-/// What an entry change does.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryAction {
-    /// Make the country a member (or update its conditions).
-    Add,
-    /// Make the country not a member.
-    Remove,
 }
 
 /// One change inside a changeset.
@@ -136,14 +117,6 @@ pub struct Changeset {
     pub changes: Vec<Change>,
     /// For an activation entry: the changeset it activates.
     pub activates: Option<Revision>,
-}
-
-impl Changeset {
-    /// Whether `change` is about `list` and, if `country` is given, is an
-    /// entry change for that country.
-    pub fn matches(change: &Change, list: &ListId, country: Option<Country>) -> bool {
-        change.list() == list && country.is_none_or(|k| change.country() == Some(k))
-    }
 }
 
 /// FNV-1a, 64-bit: a stable (across builds and platforms) digest for

@@ -102,7 +102,7 @@ pub struct View {
 impl View {
     /// The response header for this view.
     pub fn header(&self) -> Header {
-        Header { revision: self.at, store_id: Arc::from(self.snap.store_id()), as_of: self.as_of }
+        Header { revision: self.at, store_id: self.snap.store_id_shared(), as_of: self.as_of }
     }
 
     /// Decides (list, country) at this view.
@@ -264,7 +264,7 @@ impl Registry {
 
     /// The store id.
     pub fn store_id(&self) -> Arc<str> {
-        Arc::from(self.current.load().store_id())
+        self.current.load().store_id_shared()
     }
 
     /// The configured limits.
@@ -433,20 +433,14 @@ impl Registry {
         let size = self.page_size(page_size, 100, "page_size")?;
         let mut out = Vec::with_capacity(size.min(128));
         let mut next_after = None;
-        let filter = crate::watch::Filter { lists: [list.clone()].into(), countries: country.into_iter().collect() };
+        let filter = crate::watch::Filter {
+            lists: [list.clone()].into(),
+            countries: country.into_iter().collect(),
+            entries_only: country.is_some(),
+        };
         for rev in l.touching(after, at) {
             let Some(cs) = snap.changeset(rev) else { continue };
-            let Some(mut shown) = crate::watch::present(snap, cs, &filter) else { continue };
-            if country.is_some() {
-                // History of one country: its entry changes only (the
-                // watch filter would also pass list metadata changes).
-                let mut only = (*shown).clone();
-                only.changes.retain(|c| c.country().is_some());
-                if only.changes.is_empty() {
-                    continue;
-                }
-                shown = Arc::new(only);
-            }
+            let Some(shown) = crate::watch::present(snap, cs, &filter) else { continue };
             if out.len() == size {
                 next_after = out.last().map(|c: &Changeset| c.revision);
                 break;
@@ -663,7 +657,7 @@ impl Registry {
             if changes.is_empty() {
                 return Ok(WriteResult {
                     revision: snap.revision(),
-                    store_id: Arc::from(snap.store_id()),
+                    store_id: snap.store_id_shared(),
                     recorded: false,
                     replayed: false,
                     changeset: None,
@@ -695,7 +689,7 @@ impl Registry {
                     tracing::info!(revision = rev.0, actor = %opts.actor, "changeset recorded");
                     return Ok(WriteResult {
                         revision: rev,
-                        store_id: Arc::from(snap.store_id()),
+                        store_id: snap.store_id_shared(),
                         recorded: true,
                         replayed: false,
                         changeset: cs,
@@ -856,7 +850,7 @@ fn replay(snap: &Snapshot, cs: Arc<Changeset>, fingerprint: &str, id: &str) -> R
     if cs.request.as_ref().is_some_and(|k| k.fingerprint == fingerprint) {
         Ok(WriteResult {
             revision: cs.revision,
-            store_id: Arc::from(snap.store_id()),
+            store_id: snap.store_id_shared(),
             recorded: false,
             replayed: true,
             changeset: Some(cs),

@@ -124,22 +124,7 @@ fn deciding_in(timeline: &Vector<Event>, as_of: Timestamp, at: Revision) -> Opti
     timeline.iter().rev().find(|e| e.effective_at <= as_of && e.revision <= at)
 }
 
-/// Why a check came out as it did.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum DecisionReason {
-    /// Allowlist member: eligible.
-    Listed,
-    /// Never on the allowlist: not eligible.
-    NotListed,
-    /// Removed from the allowlist: not eligible.
-    Removed,
-    /// Denylist member: not eligible.
-    Denylisted,
-    /// Never on the denylist: eligible.
-    NotDenylisted,
-    /// Removed from the denylist: eligible.
-    DenylistRemoved,
-}
+pub use eligibility::DecisionReason;
 
 /// The answer to one check.
 #[derive(Clone, Debug)]
@@ -168,15 +153,7 @@ impl Decision {
 
 /// Decides (list, country) from the deciding event and the list mode.
 pub fn decide(list: &ListState, mode: ListMode, country: Country, deciding: Option<&Event>) -> Decision {
-    use DecisionReason::*;
-    let (eligible, reason) = match (mode, deciding.map(|e| e.action)) {
-        (ListMode::Allowlist, Some(EntryAction::Add)) => (true, Listed),
-        (ListMode::Allowlist, Some(EntryAction::Remove)) => (false, Removed),
-        (ListMode::Allowlist, None) => (false, NotListed),
-        (ListMode::Denylist, Some(EntryAction::Add)) => (false, Denylisted),
-        (ListMode::Denylist, Some(EntryAction::Remove)) => (true, DenylistRemoved),
-        (ListMode::Denylist, None) => (true, NotDenylisted),
-    };
+    let (eligible, reason) = eligibility::decide(mode, deciding.map(|e| e.action));
     Decision { list: list.id.clone(), country, eligible, reason, deciding: deciding.cloned() }
 }
 
@@ -227,6 +204,11 @@ impl Snapshot {
     /// The store id.
     pub fn store_id(&self) -> &str {
         &self.store_id
+    }
+
+    /// The store id, shared (no copy: it goes into every response).
+    pub fn store_id_shared(&self) -> Arc<str> {
+        self.store_id.clone()
     }
 
     /// A list as it exists at revision `at`.

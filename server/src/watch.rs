@@ -47,20 +47,26 @@ pub struct Filter {
     /// Only these lists.
     pub lists: BTreeSet<ListId>,
     /// Only entry changes about these countries (list metadata changes
-    /// always pass).
+    /// pass, unless `entries_only`).
     pub countries: BTreeSet<Country>,
+    /// Only entry changes (History of one country does not show list
+    /// metadata changes; a watcher does).
+    pub entries_only: bool,
 }
 
 impl Filter {
     /// Whether the filter lets `change` through.
     pub fn matches(&self, change: &Change) -> bool {
         (self.lists.is_empty() || self.lists.contains(change.list()))
-            && (self.countries.is_empty() || change.country().is_none_or(|c| self.countries.contains(&c)))
+            && match change.country() {
+                Some(c) => self.countries.is_empty() || self.countries.contains(&c),
+                None => !self.entries_only,
+            }
     }
 
     /// Whether the filter passes everything.
     pub fn is_all(&self) -> bool {
-        self.lists.is_empty() && self.countries.is_empty()
+        self.lists.is_empty() && self.countries.is_empty() && !self.entries_only
     }
 }
 
@@ -533,7 +539,8 @@ impl Watcher {
             let mut pending_revs: Vec<Revision> = l.pending(view.as_of, view.at).map(|e| e.revision).collect();
             pending_revs.sort();
             pending_revs.dedup();
-            let list_filter = Filter { lists: [id.clone()].into(), countries: self.filter.countries.clone() };
+            let list_filter =
+                Filter { lists: [id.clone()].into(), countries: self.filter.countries.clone(), entries_only: false };
             let pending = pending_revs
                 .into_iter()
                 .filter_map(|r| snap.changeset(r).and_then(|cs| present(snap, cs, &list_filter)))

@@ -11,7 +11,7 @@ use crate::{
     error::Error,
     model::{Change, Changeset, EntryAction, ListMeta, ListMode},
     registry::{Header, ListInfo},
-    snapshot::{Decision, DecisionReason, Event as EntryEvent},
+    snapshot::{Decision, Event as EntryEvent},
     watch::Event,
 };
 
@@ -121,43 +121,18 @@ pub fn header(h: &Header) -> pb::ResponseHeader {
     pb::ResponseHeader { revision: h.revision.0, store_id: h.store_id.to_string(), as_of: Some(h.as_of.into()) }
 }
 
-/// List mode to wire.
-pub fn mode(m: ListMode) -> i32 {
-    match m {
-        ListMode::Allowlist => pb::ListMode::Allowlist as i32,
-        ListMode::Denylist => pb::ListMode::Denylist as i32,
-    }
-}
-
 /// List mode from wire.
 pub fn mode_from(field: &str, m: i32) -> Result<ListMode, Status> {
-    match pb::ListMode::try_from(m) {
-        Ok(pb::ListMode::Allowlist) => Ok(ListMode::Allowlist),
-        Ok(pb::ListMode::Denylist) => Ok(ListMode::Denylist),
-        _ => {
-            Err(invalid(field, &format!("{m} is not a list mode (expected LIST_MODE_ALLOWLIST or LIST_MODE_DENYLIST)")))
-        }
-    }
-}
-
-/// Entry action to wire.
-pub fn action(a: EntryAction) -> i32 {
-    match a {
-        EntryAction::Add => pb::EntryAction::Add as i32,
-        EntryAction::Remove => pb::EntryAction::Remove as i32,
-    }
+    ListMode::from_proto(m).ok_or_else(|| {
+        invalid(field, &format!("{m} is not a list mode (expected LIST_MODE_ALLOWLIST or LIST_MODE_DENYLIST)"))
+    })
 }
 
 /// Entry action from wire.
 pub fn action_from(field: &str, a: i32) -> Result<EntryAction, Status> {
-    match pb::EntryAction::try_from(a) {
-        Ok(pb::EntryAction::Add) => Ok(EntryAction::Add),
-        Ok(pb::EntryAction::Remove) => Ok(EntryAction::Remove),
-        _ => Err(invalid(
-            field,
-            &format!("{a} is not an entry action (expected ENTRY_ACTION_ADD or ENTRY_ACTION_REMOVE)"),
-        )),
-    }
+    EntryAction::from_proto(a).ok_or_else(|| {
+        invalid(field, &format!("{a} is not an entry action (expected ENTRY_ACTION_ADD or ENTRY_ACTION_REMOVE)"))
+    })
 }
 
 /// A list (metadata at some revision) to wire.
@@ -171,7 +146,7 @@ fn list_meta(id: &str, meta: &ListMeta, created: u64, updated: u64, members: u32
         title: meta.title.clone(),
         description: meta.description.clone(),
         authority: meta.authority.clone(),
-        mode: mode(meta.mode),
+        mode: meta.mode.to_proto(),
         created_revision: created,
         updated_revision: updated,
         member_count: members,
@@ -188,25 +163,17 @@ pub fn deciding(e: &EntryEvent) -> pb::DecidingChange {
         actor: cs.actor.clone(),
         reason: cs.reason.clone(),
         reference: cs.reference.clone(),
-        action: action(e.action),
+        action: e.action.to_proto(),
     }
 }
 
 /// A decision to wire.
 pub fn decision(d: &Decision) -> pb::Decision {
-    let reason = match d.reason {
-        DecisionReason::Listed => pb::DecisionReason::Listed,
-        DecisionReason::NotListed => pb::DecisionReason::NotListed,
-        DecisionReason::Removed => pb::DecisionReason::Removed,
-        DecisionReason::Denylisted => pb::DecisionReason::Denylisted,
-        DecisionReason::NotDenylisted => pb::DecisionReason::NotDenylisted,
-        DecisionReason::DenylistRemoved => pb::DecisionReason::DenylistRemoved,
-    };
     pb::Decision {
         list_id: d.list.to_string(),
         country: d.country.to_string(),
         eligible: d.eligible,
-        reason: reason as i32,
+        reason: d.reason.to_proto(),
         deciding_change: d.deciding.as_ref().map(deciding),
         conditions: d.conditions().to_owned(),
     }
@@ -228,7 +195,7 @@ pub fn changeset(cs: &Changeset) -> pb::Changeset {
                 Change::Entry { list, country, action: a, conditions } => pb::change::Kind::Entry(pb::EntryChange {
                     list_id: list.to_string(),
                     country: country.to_string(),
-                    action: action(*a),
+                    action: a.to_proto(),
                     conditions: conditions.clone(),
                 }),
             }),

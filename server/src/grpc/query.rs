@@ -184,7 +184,7 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         let page = self.registry.members(&view, &list, after, r.page_size).map_err(to_status)?;
         Ok(Response::new(pb::ListEntriesResponse {
             header: Some(cv::header(&view.header())),
-            mode: cv::mode(page.meta.mode),
+            mode: page.meta.mode.to_proto(),
             entries: page.members.iter().map(|m| cv::entry(m.country, &m.event)).collect(),
             next_page_token: page.next_after.map(|c| format!("{ENTRIES_TOKEN}{c}")).unwrap_or_default(),
         }))
@@ -228,7 +228,7 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
             n => Revision(n),
         };
         let page = self.registry.history(&snap, &list, country, at, after, r.page_size).map_err(to_status)?;
-        let header = Header { revision: at, store_id: Arc::from(snap.store_id()), as_of: Timestamp::now() };
+        let header = Header { revision: at, store_id: snap.store_id_shared(), as_of: Timestamp::now() };
         Ok(Response::new(pb::HistoryResponse {
             header: Some(cv::header(&header)),
             changesets: page.changesets.iter().map(cv::changeset).collect(),

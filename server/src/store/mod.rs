@@ -192,3 +192,65 @@ pub(crate) fn plan(draft: &ChangesetDraft, expected_head: Option<Revision>, foun
         activates: draft.activates,
     })
 }
+
+/// The body of an append inside its transaction, the same on every store:
+/// look up the request id and the activated revision, read the head, decide
+/// with [`plan`], and insert. Evaluates to the [`Plan`] (on `Insert`, the
+/// row is written, not yet committed). A macro because the stores' query
+/// types differ; `$by(col)` builds "SELECT columns WHERE col = <param>".
+macro_rules! append_in_tx {
+    ($tx:ident, $draft:expr, $expected_head:expr, $by:ident, $changes_json:expr, $insert:expr) => {{
+        use $crate::store::{Found, Plan, Row, plan};
+        let draft = $draft;
+        let by_request = match &draft.request {
+            Some(key) => sqlx::query_as::<_, Row>($by("request_id"))
+                .bind(&key.id)
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err(unavailable("looking up request_id"))?
+                .map(Row::into_changeset)
+                .transpose()?,
+            None => None,
+        };
+        let by_activation = match draft.activates {
+            Some(orig) => sqlx::query_as::<_, Row>($by("activates"))
+                .bind(orig.0 as i64)
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err(unavailable("looking up activation"))?
+                .map(Row::into_changeset)
+                .transpose()?,
+            None => None,
+        };
+        let last: Option<(i64, i64)> =
+            sqlx::query_as("SELECT revision, recorded_at FROM changesets ORDER BY revision DESC LIMIT 1")
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err(unavailable("reading head"))?;
+        let last = last.map(|(r, t)| {
+            (
+                eligibility::Revision(r as u64),
+                eligibility::Timestamp::from_micros(t).unwrap_or_else(eligibility::Timestamp::now),
+            )
+        });
+        let planned = plan(draft, $expected_head, Found { by_request, by_activation, last });
+        if let Plan::Insert(cs) = &planned {
+            sqlx::query($insert)
+                .bind(cs.revision.0 as i64)
+                .bind(cs.effective_at.as_micros())
+                .bind(cs.recorded_at.as_micros())
+                .bind(&cs.actor)
+                .bind(&cs.reason)
+                .bind(&cs.reference)
+                .bind(cs.request.as_ref().map(|k| k.id.clone()))
+                .bind(cs.request.as_ref().map(|k| k.fingerprint.clone()))
+                .bind(cs.activates.map(|r| r.0 as i64))
+                .bind(&$changes_json)
+                .execute(&mut *$tx)
+                .await
+                .map_err(unavailable("inserting changeset"))?;
+        }
+        planned
+    }};
+}
+pub(crate) use append_in_tx;

@@ -9,11 +9,11 @@
 use std::{str::FromStr, sync::Mutex, time::Duration};
 
 use async_trait::async_trait;
-use eligibility::{Revision, Timestamp};
+use eligibility::Revision;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 
-use super::{AppendOutcome, Found, Plan, Row, Store, StoreError, encode_changes, plan};
+use super::{AppendOutcome, Plan, Row, Store, StoreError, encode_changes};
 use crate::model::{Changeset, ChangesetDraft};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -35,6 +35,10 @@ pub struct PgOptions {
     /// long a write waits during an outage before answering UNAVAILABLE).
     pub acquire_timeout: Duration,
 }
+
+/// The INSERT of one changeset row (parameters in [`super::append_in_tx`]'s
+/// order).
+const INSERT: &str = "INSERT INTO changesets (revision, effective_at, recorded_at, actor, reason, reference, request_id, request_fingerprint, activates, changes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)";
 
 impl Default for PgOptions {
     fn default() -> Self {
@@ -168,52 +172,10 @@ impl Store for PgStore {
             .await
             .map_err(unavailable("taking the append lock"))?;
         let by = |col: &str| sqlx::AssertSqlSafe(format!("SELECT {PG_COLUMNS} FROM changesets WHERE {col} = $1"));
-        let by_request = match &draft.request {
-            Some(key) => sqlx::query_as::<_, Row>(by("request_id"))
-                .bind(&key.id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable("looking up request_id"))?
-                .map(Row::into_changeset)
-                .transpose()?,
-            None => None,
-        };
-        let by_activation = match draft.activates {
-            Some(orig) => sqlx::query_as::<_, Row>(by("activates"))
-                .bind(orig.0 as i64)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable("looking up activation"))?
-                .map(Row::into_changeset)
-                .transpose()?,
-            None => None,
-        };
-        let last: Option<(i64, i64)> =
-            sqlx::query_as("SELECT revision, recorded_at FROM changesets ORDER BY revision DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable("reading head"))?;
-        let last = last.map(|(r, t)| (Revision(r as u64), Timestamp::from_micros(t).unwrap_or_else(Timestamp::now)));
-        let cs = match plan(draft, expected_head, Found { by_request, by_activation, last }) {
+        let cs = match super::append_in_tx!(tx, draft, expected_head, by, changes_json, INSERT) {
             Plan::Skip(outcome) => return Ok(outcome),
             Plan::Insert(cs) => cs,
         };
-        sqlx::query(
-            "INSERT INTO changesets (revision, effective_at, recorded_at, actor, reason, reference, request_id, request_fingerprint, activates, changes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)",
-        )
-        .bind(cs.revision.0 as i64)
-        .bind(cs.effective_at.as_micros())
-        .bind(cs.recorded_at.as_micros())
-        .bind(&cs.actor)
-        .bind(&cs.reason)
-        .bind(&cs.reference)
-        .bind(cs.request.as_ref().map(|k| k.id.clone()))
-        .bind(cs.request.as_ref().map(|k| k.fingerprint.clone()))
-        .bind(cs.activates.map(|r| r.0 as i64))
-        .bind(&changes_json)
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable("inserting changeset"))?;
         // Delivered to listeners when (and only if) the transaction commits.
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)

@@ -9,10 +9,10 @@ use std::{
 };
 
 use async_trait::async_trait;
-use eligibility::{Revision, Timestamp};
+use eligibility::Revision;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{AppendOutcome, COLUMNS, Found, Plan, Row, Store, StoreError, encode_changes, plan};
+use super::{AppendOutcome, COLUMNS, Plan, Row, Store, StoreError, encode_changes};
 use crate::model::{Changeset, ChangesetDraft};
 
 /// The database file's name inside the data directory.
@@ -35,6 +35,10 @@ pub struct SqliteStore {
 fn unavailable(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     move |e| StoreError::Unavailable(format!("{context}: {e}"))
 }
+
+/// The INSERT of one changeset row (parameters in [`super::append_in_tx`]'s
+/// order).
+const INSERT: &str = "INSERT INTO changesets (revision, effective_at, recorded_at, actor, reason, reference, request_id, request_fingerprint, activates, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`: takes the
@@ -113,52 +117,10 @@ impl Store for SqliteStore {
         // cannot go stale before the insert.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable("begin"))?;
         let by = |col: &str| sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM changesets WHERE {col} = ?"));
-        let by_request = match &draft.request {
-            Some(key) => sqlx::query_as::<_, Row>(by("request_id"))
-                .bind(&key.id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable("looking up request_id"))?
-                .map(Row::into_changeset)
-                .transpose()?,
-            None => None,
-        };
-        let by_activation = match draft.activates {
-            Some(orig) => sqlx::query_as::<_, Row>(by("activates"))
-                .bind(orig.0 as i64)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable("looking up activation"))?
-                .map(Row::into_changeset)
-                .transpose()?,
-            None => None,
-        };
-        let last: Option<(i64, i64)> =
-            sqlx::query_as("SELECT revision, recorded_at FROM changesets ORDER BY revision DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable("reading head"))?;
-        let last = last.map(|(r, t)| (Revision(r as u64), Timestamp::from_micros(t).unwrap_or_else(Timestamp::now)));
-        let cs = match plan(draft, expected_head, Found { by_request, by_activation, last }) {
+        let cs = match super::append_in_tx!(tx, draft, expected_head, by, changes_json, INSERT) {
             Plan::Skip(outcome) => return Ok(outcome),
             Plan::Insert(cs) => cs,
         };
-        sqlx::query(
-            "INSERT INTO changesets (revision, effective_at, recorded_at, actor, reason, reference, request_id, request_fingerprint, activates, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(cs.revision.0 as i64)
-        .bind(cs.effective_at.as_micros())
-        .bind(cs.recorded_at.as_micros())
-        .bind(&cs.actor)
-        .bind(&cs.reason)
-        .bind(&cs.reference)
-        .bind(cs.request.as_ref().map(|k| k.id.clone()))
-        .bind(cs.request.as_ref().map(|k| k.fingerprint.clone()))
-        .bind(cs.activates.map(|r| r.0 as i64))
-        .bind(&changes_json)
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable("inserting changeset"))?;
         tx.commit().await.map_err(unavailable("commit"))?;
         Ok(AppendOutcome::Committed(cs))
     }
