@@ -91,6 +91,31 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Serializes changes for storage.
+/// A migrator over migrations compiled into the binary.
+///
+/// Built at run time from `include_str!` rather than with `sqlx::migrate!`:
+/// the macro needs sqlx's proc-macro crates, which compile and link both
+/// database drivers a second time for the host (the heaviest part of a
+/// clean build). The checksum is sqlx's own, so databases migrated by
+/// either way agree.
+pub(crate) fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    sqlx::migrate::Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                sqlx::migrate::Migration::new(
+                    version,
+                    description.into(),
+                    sqlx::migrate::MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
 pub(crate) fn encode_changes(changes: &[Change]) -> Result<String, StoreError> {
     serde_json::to_string(changes).map_err(|e| StoreError::Corrupt(format!("cannot encode changes: {e}")))
 }
@@ -102,7 +127,6 @@ pub(crate) fn decode_changes(revision: i64, json: &str) -> Result<Vec<Change>, S
 }
 
 /// A changeset row as both stores keep it.
-#[derive(sqlx::FromRow)]
 pub(crate) struct Row {
     revision: i64,
     effective_at: i64,
@@ -118,6 +142,31 @@ pub(crate) struct Row {
 
 /// The columns of [`Row`], for SELECTs (`changes` as text).
 pub(crate) const COLUMNS: &str = "revision, effective_at, recorded_at, actor, reason, reference, request_id, request_fingerprint, activates, changes";
+
+/// Written out rather than derived: the derive is a proc macro from sqlx's
+/// macro crates, which the build leaves out (see [`migrator`]).
+impl<'r, R> sqlx::FromRow<'r, R> for Row
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(Row {
+            revision: row.try_get("revision")?,
+            effective_at: row.try_get("effective_at")?,
+            recorded_at: row.try_get("recorded_at")?,
+            actor: row.try_get("actor")?,
+            reason: row.try_get("reason")?,
+            reference: row.try_get("reference")?,
+            request_id: row.try_get("request_id")?,
+            request_fingerprint: row.try_get("request_fingerprint")?,
+            activates: row.try_get("activates")?,
+            changes: row.try_get("changes")?,
+        })
+    }
+}
 
 impl Row {
     pub(crate) fn into_changeset(self) -> Result<Changeset, StoreError> {

@@ -16,7 +16,9 @@ use tokio::sync::watch;
 use super::{AppendOutcome, Plan, Row, Store, StoreError, encode_changes};
 use crate::model::{Changeset, ChangesetDraft};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The schema, in order (version, description, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "changesets", include_str!("../../migrations/postgres/0001_changesets.sql"))];
 
 /// The notification channel appends announce themselves on.
 pub const CHANNEL: &str = "eligibility_changesets";
@@ -77,7 +79,10 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to {describe}: {e}")))?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Unavailable(format!("migrating {describe}: {e}")))?;
+        super::migrator(MIGRATIONS)
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrating {describe}: {e}")))?;
         sqlx::query("INSERT INTO store_meta (key, value) VALUES ('store_id', $1) ON CONFLICT (key) DO NOTHING")
             .bind(uuid::Uuid::new_v4().to_string())
             .execute(&pool)

@@ -20,7 +20,9 @@ pub const DB_FILE: &str = "eligibility.sqlite3";
 /// The lock file that keeps a second server off the same data directory.
 pub const LOCK_FILE: &str = "LOCK";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The schema, in order (version, description, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "changesets", include_str!("../../migrations/sqlite/0001_changesets.sql"))];
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -75,7 +77,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Unavailable(format!("migrating {}: {e}", path.display())))?;
+        super::migrator(MIGRATIONS)
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrating {}: {e}", path.display())))?;
         sqlx::query("INSERT OR IGNORE INTO store_meta (key, value) VALUES ('store_id', ?)")
             .bind(uuid::Uuid::new_v4().to_string())
             .execute(&pool)
