@@ -15,7 +15,6 @@ use std::{
 use clap::{Parser, Subcommand};
 use eligibility::proto::v1::{self as pb, watch_event::Event as E, watch_start::Start};
 use eligibility_client::{Client, Country, EntryChange, ListId, ListMode, NewList, WriteOptions};
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
 #[derive(Parser)]
@@ -24,6 +23,13 @@ struct Cli {
     /// The server binary (default: `eligibility-server` beside this one).
     #[arg(long, global = true)]
     server_bin: Option<PathBuf>,
+    /// Give the server and the load generator separate CPUs: the server
+    /// runs on CPU 0, this load generator on the others (Linux only). On a
+    /// small machine this keeps the two from preempting each other, which
+    /// is what the tail-latency and fan-out bars are about; the ratios are
+    /// then the server's ceiling on one core against its work on one core.
+    #[arg(long, global = true)]
+    pin: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -100,6 +106,29 @@ enum Cmd {
     },
 }
 
+/// Whether the server goes on CPU 0 and the load generator on the rest.
+static PIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Restricts the calling thread (and the threads it starts afterwards) to
+/// `cpus`.
+fn set_affinity(cpus: std::ops::Range<usize>) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes inside it
+    // (indices are checked against its size below); sched_setaffinity reads
+    // it by pointer with its exact size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in cpus {
+            if cpu < 8 * std::mem::size_of::<libc::cpu_set_t>() {
+                libc::CPU_SET(cpu, &mut set);
+            }
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// A server child process on a loopback port.
 struct ServerProcess {
     child: Child,
@@ -116,7 +145,16 @@ impl ServerProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         // Ask the OS for a free port, then hand it to the server.
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        if PIN.load(std::sync::atomic::Ordering::Relaxed) {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec the closure only makes one
+            // system call (sched_setaffinity) and allocates nothing.
+            unsafe {
+                command.pre_exec(|| set_affinity(0..1));
+            }
+        }
+        let child = command
             .args(["--listen", &format!("127.0.0.1:{port}"), "--log-level", "warn", "--data-dir"])
             .arg(dir.path())
             .args(extra)
@@ -206,11 +244,15 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     for _ in 0..connections {
         clients.push(Client::connect(server.url.clone()).await.unwrap());
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Instant)>();
+    // Each watcher counts its arrival on the revision's counter; the one
+    // that completes the count stamps the time and wakes the writer. (One
+    // message per arrival to a collecting task cost the load generator a
+    // wake-up per watcher on the cores the server needs.)
+    let arrivals = Arc::new(Arrivals::default());
     let mut opened = Vec::new();
     for i in 0..watchers {
         let c = clients[i % connections].clone();
-        let tx = tx.clone();
+        let arrivals = arrivals.clone();
         opened.push(tokio::spawn(async move {
             let mut s = c
                 .raw_query()
@@ -224,13 +266,12 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
             tokio::spawn(async move {
                 while let Some(Ok(ev)) = s.next().await {
                     if let Some(E::Changeset(cs)) = ev.event {
-                        let _ = tx.send((cs.revision, Instant::now()));
+                        arrivals.arrived(cs.revision, watchers);
                     }
                 }
             });
         }));
     }
-    drop(tx);
     for o in opened {
         o.await.unwrap();
     }
@@ -250,19 +291,14 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
         let t0 = Instant::now();
         let w = admin.apply(&[change], None, &WriteOptions::reason(format!("fanout {i}"))).await.unwrap();
         let acked = Instant::now();
-        let mut got = 0;
-        let mut last = t0;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while got < watchers {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some((rev, at))) if rev == w.revision.0 => {
-                    got += 1;
-                    last = last.max(at);
-                }
-                Ok(Some(_)) => {}
-                _ => panic!("only {got} of {watchers} watchers got revision {} within 30 s", w.revision),
-            }
-        }
+        let last = match tokio::time::timeout(Duration::from_secs(30), arrivals.all_of(w.revision.0)).await {
+            Ok(at) => at,
+            Err(_) => panic!(
+                "only {} of {watchers} watchers got revision {} within 30 s",
+                arrivals.count(w.revision.0),
+                w.revision
+            ),
+        };
         from_write.push(last - t0);
         from_ack.push(last.saturating_duration_since(acked));
     }
@@ -285,6 +321,43 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
         rss_watching / 1024,
         (rss_watching.saturating_sub(rss_before)) as f64 / watchers as f64,
     );
+}
+
+/// Per revision, how many watchers have it and when the last one did.
+#[derive(Default)]
+struct Arrivals {
+    state: std::sync::Mutex<std::collections::HashMap<u64, (usize, Option<Instant>)>>,
+    done: tokio::sync::Notify,
+}
+
+impl Arrivals {
+    /// Counts one watcher's arrival of `revision`; the `expected`-th stamps
+    /// the time.
+    fn arrived(&self, revision: u64, expected: usize) {
+        let mut state = self.state.lock().unwrap();
+        let entry = state.entry(revision).or_default();
+        entry.0 += 1;
+        if entry.0 == expected {
+            entry.1 = Some(Instant::now());
+            drop(state);
+            self.done.notify_waiters();
+        }
+    }
+
+    fn count(&self, revision: u64) -> usize {
+        self.state.lock().unwrap().get(&revision).map_or(0, |e| e.0)
+    }
+
+    /// When the last expected watcher had `revision`.
+    async fn all_of(&self, revision: u64) -> Instant {
+        loop {
+            let notified = self.done.notified();
+            if let Some(at) = self.state.lock().unwrap().get(&revision).and_then(|e| e.1) {
+                return at;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// A throwaway Postgres database.
@@ -667,9 +740,21 @@ async fn mirror(bin: &PathBuf, checks: usize) {
     );
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let cli = Cli::parse();
+    if cli.pin {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        assert!(cpus >= 2, "--pin needs at least 2 CPUs (this process may use {cpus})");
+        // Before the runtime starts, so its worker threads inherit it (and
+        // size themselves to it).
+        set_affinity(1..cpus).expect("sched_setaffinity");
+        PIN.store(true, std::sync::atomic::Ordering::Relaxed);
+        println!("pinned: server on CPU 0, load generator on CPUs 1..{cpus}");
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime").block_on(run(cli));
+}
+
+async fn run(cli: Cli) {
     let bin =
         cli.server_bin.unwrap_or_else(|| std::env::current_exe().unwrap().parent().unwrap().join("eligibility-server"));
     match cli.command {
