@@ -104,6 +104,15 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         connections: usize,
     },
+    /// Internal: the fan-out ceiling server (a bare tonic server with only
+    /// the standard health service), started by `fanout` as a child.
+    #[command(hide = true)]
+    CeilingServer {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        trigger: std::net::SocketAddr,
+    },
 }
 
 /// Whether the server goes on CPU 0 and the load generator on the rest.
@@ -144,7 +153,28 @@ impl ServerProcess {
     async fn start_with(bin: &PathBuf, extra: &[&str]) -> ServerProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         // Ask the OS for a free port, then hand it to the server.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["--listen".into(), format!("127.0.0.1:{port}").into(), "--log-level".into(), "warn".into()];
+        args.extend(["--data-dir".into(), dir.path().into()]);
+        args.extend(extra.iter().map(Into::into));
+        let server = Self::spawn(bin, &args, port, dir);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(c) = Client::connect(server.url.clone()).await
+                && c.lists(Default::default()).await.is_ok()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server
+    }
+
+    /// Starts `bin` with `args` (pinned to CPU 0 under `--pin`); the caller
+    /// waits for readiness.
+    fn spawn(bin: &PathBuf, args: &[std::ffi::OsString], port: u16, dir: tempfile::TempDir) -> ServerProcess {
         let mut command = Command::new(bin);
         if PIN.load(std::sync::atomic::Ordering::Relaxed) {
             use std::os::unix::process::CommandExt;
@@ -154,31 +184,23 @@ impl ServerProcess {
                 command.pre_exec(|| set_affinity(0..1));
             }
         }
-        let child = command
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--log-level", "warn", "--data-dir"])
-            .arg(dir.path())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it with cargo build --release)", bin.display()));
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(c) = Client::connect(url.clone()).await
-                && c.lists(Default::default()).await.is_ok()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "server did not become ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        ServerProcess { child, url, _dir: dir }
+        let child =
+            command.args(args).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap_or_else(|e| {
+                panic!("cannot start {}: {e} (build it with cargo build --release)", bin.display())
+            });
+        ServerProcess { child, url: format!("http://127.0.0.1:{port}"), _dir: dir }
     }
 
     /// CPU time (user + system) the server has used, in seconds.
     fn cpu_secs(&self) -> f64 {
         cpu_secs(&format!("/proc/{}/stat", self.child.id()))
+    }
+
+    /// Write-like system calls the server has made (`syscw` in
+    /// /proc/PID/io): tells how well its socket writes are batched.
+    fn write_syscalls(&self) -> u64 {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap_or_default();
+        io.lines().find_map(|l| l.strip_prefix("syscw:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
     }
 
     fn rss_kib(&self) -> u64 {
@@ -196,6 +218,11 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A free loopback port (the OS picks one; it is released for the child).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// utime + stime from a /proc stat file, in seconds.
@@ -282,6 +309,7 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     let mut from_write = Vec::new();
     let mut from_ack = Vec::new();
     let (server_cpu0, bench_cpu0) = (server.cpu_secs(), cpu_secs("/proc/self/stat"));
+    let writes0 = server.write_syscalls();
     for i in 0..repeats {
         let change = if i % 2 == 0 {
             EntryChange::add(&list, countries[i % 50])
@@ -306,9 +334,10 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     from_ack.sort();
     let (server_cpu, bench_cpu) = (server.cpu_secs() - server_cpu0, cpu_secs("/proc/self/stat") - bench_cpu0);
     println!(
-        "fanout: CPU per change: server {:.1} ms, load generator (the {watchers} watchers' client side) {:.1} ms",
+        "fanout: CPU per change: server {:.1} ms, load generator (the {watchers} watchers' client side) {:.1} ms; server write system calls per change {:.0}",
         server_cpu * 1e3 / repeats as f64,
-        bench_cpu * 1e3 / repeats as f64
+        bench_cpu * 1e3 / repeats as f64,
+        (server.write_syscalls() - writes0) as f64 / repeats as f64
     );
     println!(
         "fanout: {watchers} watchers over {connections} connections, {repeats} changes: last delivery after write start p50 {} p99 {} max {}; after write ack p50 {} p99 {}; server RSS {} MiB before watchers, {} MiB with them ({:.1} KiB per watcher)",
@@ -321,6 +350,139 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
         rss_watching / 1024,
         (rss_watching.saturating_sub(rss_before)) as f64 / watchers as f64,
     );
+    drop(clients);
+    drop(admin);
+    drop(server);
+    let ceiling = fanout_ceiling(watchers, repeats, connections).await;
+    println!(
+        "fanout: {watchers} watchers, ratio to the transport's fan-out in the same run: p50 {:.2}x, p99 {:.2}x (after ack)",
+        percentile(&from_ack, 0.5).as_secs_f64() / percentile(&ceiling, 0.5).as_secs_f64(),
+        percentile(&from_ack, 0.99).as_secs_f64() / percentile(&ceiling, 0.99).as_secs_f64(),
+    );
+}
+
+/// The transport's own fan-out, as a baseline: a bare tonic server (this
+/// binary's hidden `ceiling-server`, pinned like the real one) whose only
+/// service is the standard `grpc.health.v1.Health`; `watchers` streams of
+/// `Health/Watch` over `connections` connections; each change flips the
+/// status (a 2-byte message to every watcher). Returns, per change, the
+/// time from the flip's acknowledgement to the last watcher having it.
+async fn fanout_ceiling(watchers: usize, repeats: usize, connections: usize) -> Vec<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bin = std::env::current_exe().unwrap();
+    let (port, trigger) = (free_port(), free_port());
+    let args: Vec<std::ffi::OsString> = vec![
+        "ceiling-server".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}").into(),
+        "--trigger".into(),
+        format!("127.0.0.1:{trigger}").into(),
+    ];
+    let server = ServerProcess::spawn(&bin, &args, port, tempfile::tempdir().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut flip = loop {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", trigger)).await {
+            s.set_nodelay(true).unwrap();
+            break s;
+        }
+        assert!(Instant::now() < deadline, "ceiling server did not become ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut chans = Vec::new();
+    for _ in 0..connections {
+        let endpoint = tonic::transport::Endpoint::from_shared(server.url.clone()).unwrap().tcp_nodelay(true);
+        chans.push(endpoint.connect().await.unwrap());
+    }
+    let arrivals = Arc::new(Arrivals::default());
+    let mut opened = Vec::new();
+    for i in 0..watchers {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(chans[i % connections].clone());
+        let arrivals = arrivals.clone();
+        opened.push(tokio::spawn(async move {
+            let mut s = health
+                .watch(tonic_health::pb::HealthCheckRequest { service: "fanout".into() })
+                .await
+                .expect("health watch")
+                .into_inner();
+            // The current status comes first; then one message per flip.
+            s.next().await.expect("initial status").expect("initial status");
+            tokio::spawn(async move {
+                let mut seen = 0u64;
+                while let Some(Ok(_)) = s.next().await {
+                    seen += 1;
+                    arrivals.arrived(seen, watchers);
+                }
+            });
+        }));
+    }
+    for o in opened {
+        o.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (cpu0, writes0) = (server.cpu_secs(), server.write_syscalls());
+    let mut from_ack = Vec::new();
+    let mut from_start = Vec::new();
+    for k in 1..=repeats as u64 {
+        let t0 = Instant::now();
+        flip.write_all(b"f").await.unwrap();
+        flip.read_exact(&mut [0u8]).await.unwrap();
+        let acked = Instant::now();
+        let last = tokio::time::timeout(Duration::from_secs(30), arrivals.all_of(k))
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {watchers} health watchers saw flip {k}", arrivals.count(k)));
+        from_start.push(last - t0);
+        from_ack.push(last.saturating_duration_since(acked));
+    }
+    from_start.sort();
+    from_ack.sort();
+    println!(
+        "fanout ceiling: bare tonic, grpc.health.v1 Health/Watch, {watchers} watchers over {connections} connections, {repeats} flips: last delivery after the flip p50 {} p99 {} max {}; after its ack p50 {} p99 {}; server CPU per flip {:.1} ms, write system calls per flip {:.0}",
+        ms(percentile(&from_start, 0.5)),
+        ms(percentile(&from_start, 0.99)),
+        ms(*from_start.last().unwrap()),
+        ms(percentile(&from_ack, 0.5)),
+        ms(percentile(&from_ack, 0.99)),
+        (server.cpu_secs() - cpu0) * 1e3 / repeats as f64,
+        (server.write_syscalls() - writes0) as f64 / repeats as f64,
+    );
+    from_ack
+}
+
+/// The ceiling server: the standard health service, whose status for the
+/// service name `fanout` flips for every byte read on the trigger socket
+/// (each flip acknowledged by echoing the byte once it is published).
+async fn ceiling_server(listen: std::net::SocketAddr, trigger: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tonic_health::ServingStatus;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status("fanout", ServingStatus::Serving).await;
+    let triggers = tokio::net::TcpListener::bind(trigger).await.expect("bind trigger");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = triggers.accept().await {
+            let _ = sock.set_nodelay(true);
+            let mut serving = true;
+            let mut byte = [0u8];
+            while sock.read_exact(&mut byte).await.is_ok() {
+                serving = !serving;
+                let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+                reporter.set_service_status("fanout", status).await;
+                if sock.write_all(&byte).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
+    // The same HTTP/2 settings as eligibility-server's defaults (its
+    // `Http2Config`), so the two differ only in the service.
+    tonic::transport::Server::builder()
+        .initial_connection_window_size(64 << 20)
+        .initial_stream_window_size(1 << 20)
+        .max_concurrent_streams(20_000)
+        .add_service(health)
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)))
+        .await
+        .expect("ceiling server");
 }
 
 /// Per revision, how many watchers have it and when the last one did.
@@ -802,6 +964,7 @@ async fn run(cli: Cli) {
             }
         }
         Cmd::Replicas { pg_admin_url, changes } => replicas(&bin, &pg_admin_url, changes).await,
+        Cmd::CeilingServer { listen, trigger } => ceiling_server(listen, trigger).await,
         Cmd::Fanout { watchers, repeats, connections } => {
             for n in watchers {
                 fanout(&bin, n, repeats, connections).await;
