@@ -84,6 +84,11 @@ async fn oversize_and_too_many_requests_get_resource_exhausted_and_the_server_st
     let s = q.batch_check(pb::BatchCheckRequest { items, point: None }).await.unwrap_err();
     assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
     assert!(s.message().contains("2048"), "{s:?}");
+    // Watch reads its request on its own path: the same limit, the same code.
+    let watch = pb::WatchRequest { countries: vec!["FR".into(); 1000], ..Default::default() };
+    let s = q.watch(watch).await.map(|_| ()).unwrap_err();
+    assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+    assert!(s.message().contains("2048"), "{s:?}");
 
     // One slow call (waiting for a revision that will not come) holds the
     // only slot: the next call is refused at once, not queued.

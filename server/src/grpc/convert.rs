@@ -214,16 +214,28 @@ pub fn changeset(cs: &Changeset) -> pb::Changeset {
     }
 }
 
-/// A watch event, encoded. A changeset is encoded once and the bytes are
-/// shared by every watcher that sends the same one.
-pub fn watch_event_bytes(e: &Event, store_id: &str) -> bytes::Bytes {
-    use prost::Message;
+/// A watch event as a gRPC message frame (the 5-byte length prefix and the
+/// encoded `WatchEvent`), ready for the wire. A changeset is framed once
+/// and the bytes are shared by every watcher that sends the same one.
+pub fn watch_event_frame(e: &Event, store_id: &str) -> bytes::Bytes {
     match e {
-        Event::Changeset(p) => p.wire(|cs| {
-            pb::WatchEvent { event: Some(pb::watch_event::Event::Changeset(changeset(cs))) }.encode_to_vec().into()
-        }),
-        other => watch_event(other, store_id).encode_to_vec().into(),
+        Event::Changeset(p) => {
+            p.wire(|cs| grpc_frame(&pb::WatchEvent { event: Some(pb::watch_event::Event::Changeset(changeset(cs))) }))
+        }
+        other => grpc_frame(&watch_event(other, store_id)),
     }
+}
+
+/// `message` in gRPC's length-prefixed framing (uncompressed).
+pub fn grpc_frame(message: &impl prost::Message) -> bytes::Bytes {
+    let len = message.encoded_len();
+    let mut buf = Vec::with_capacity(5 + len);
+    buf.push(0);
+    // A message over 4 GiB cannot be framed; ours are bounded far below
+    // by the request limits and list sizes.
+    buf.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    message.encode_raw(&mut buf);
+    buf.into()
 }
 
 /// A watch event to wire.

@@ -36,12 +36,12 @@ impl EligibilityService {
     }
 }
 
-/// A Watch stream of encoded `WatchEvent`s.
-pub type EncodedStream = Pin<Box<dyn Stream<Item = Result<bytes::Bytes, Status>> + Send>>;
+/// A Watch stream of `WatchEvent`s, each already a gRPC message frame.
+pub type EncodedStream = Pin<Box<dyn Stream<Item = bytes::Bytes> + Send>>;
 
 impl EligibilityService {
     /// Opens a watch: validates and converts the request, authorizes, and
-    /// returns the stream of encoded events.
+    /// returns the stream of framed events.
     pub async fn open_watch(&self, req: Request<pb::WatchRequest>) -> Result<EncodedStream, Status> {
         self.allow(&req, "Watch")?;
         let peer = req.remote_addr();
@@ -61,7 +61,7 @@ impl EligibilityService {
         let store_id = (!r.store_id.is_empty()).then_some(r.store_id);
         let rx = self.registry.watch(WatchRequest { start, filter, store_id }, peer).await.map_err(to_status)?;
         let store_id = self.registry.store_id();
-        Ok(Box::pin(rx.map(move |e| Ok(cv::watch_event_bytes(&e, &store_id)))))
+        Ok(Box::pin(rx.map(move |e| cv::watch_event_frame(&e, &store_id))))
     }
 }
 
@@ -271,13 +271,14 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        // The server routes Watch to the encoded path (`watch::WatchRoute`);
-        // this is the same stream, decoded, for embedders of the generated
-        // service.
+        // The server routes Watch to the framed path (`watch_route`); this
+        // is the same stream, decoded (past each frame's 5-byte prefix), for
+        // embedders of the generated service.
         use prost::Message;
         let stream = self.open_watch(req).await?;
-        let decoded =
-            stream.map(|r| r.and_then(|b| pb::WatchEvent::decode(b).map_err(|e| Status::internal(e.to_string()))));
+        let decoded = stream.map(|frame| {
+            pb::WatchEvent::decode(frame.slice(5.min(frame.len())..)).map_err(|e| Status::internal(e.to_string()))
+        });
         Ok(Response::new(Box::pin(decoded)))
     }
 }

@@ -1,8 +1,9 @@
-//! The Watch RPC's fast path: events are encoded once (see
-//! [`crate::watch::Published`]) and written to every stream as the same
-//! bytes, through a codec whose items are already-encoded messages. The
-//! wire format is exactly `eligibility.v1.WatchEvent`; only the server's
-//! work changes. Every other method goes to the generated service.
+//! The Watch RPC's fast path. Events are framed once (see
+//! [`crate::watch::Published`]) and every stream writes the same bytes: the
+//! response body hands the shared frame to HTTP/2 as it is, with no
+//! per-watcher encoding or copy. The wire format is exactly gRPC with
+//! `eligibility.v1.WatchEvent` messages; only the server's work changes.
+//! Every other method goes to the generated service.
 
 use std::{
     convert::Infallible,
@@ -11,73 +12,111 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use eligibility::proto::v1::{self as pb, eligibility_service_server::EligibilityServiceServer};
+use http_body::Frame;
+use http_body_util::BodyExt;
 use prost::Message;
-use tonic::{
-    Request, Response, Status,
-    body::Body,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    server::{Grpc, NamedService, ServerStreamingService},
-};
+use tonic::{Request, Status, body::Body, server::NamedService};
 
 use super::query::{EligibilityService, EncodedStream};
 
 const WATCH_PATH: &str = "/eligibility.v1.EligibilityService/Watch";
 
-/// Writes pre-encoded messages; reads `WatchRequest`s.
-#[derive(Default)]
-struct EncodedCodec;
+/// Reads the one `WatchRequest` of a Watch call: stops as soon as a whole
+/// message is in (a client need not half-close first), and refuses a
+/// message over `max` bytes before reading it.
+async fn read_request(body: Body, max: usize) -> Result<pb::WatchRequest, Status> {
+    let mut body = body;
+    let mut buf = BytesMut::new();
+    loop {
+        if buf.len() >= 5 {
+            if buf[0] != 0 {
+                return Err(Status::unimplemented(
+                    "compressed requests are not supported; send WatchRequest uncompressed",
+                ));
+            }
+            let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+            if len > max {
+                // The wording tonic uses, which the RPC layer reports as
+                // RESOURCE_EXHAUSTED like every other oversized request.
+                return Err(Status::out_of_range(format!(
+                    "Error, decoded message length too large: found {len} bytes, the limit is: {max} bytes"
+                )));
+            }
+            if buf.len() >= 5 + len {
+                buf.advance(5);
+                return pb::WatchRequest::decode(buf.split_to(len).freeze())
+                    .map_err(|e| Status::invalid_argument(format!("invalid WatchRequest: {e}")));
+            }
+        }
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Some(Err(status)) => return Err(status),
+            None => {
+                return Err(Status::invalid_argument(if buf.is_empty() {
+                    "the Watch call carried no WatchRequest".to_owned()
+                } else {
+                    format!("the Watch call ended inside its WatchRequest ({} bytes)", buf.len())
+                }));
+            }
+        }
+    }
+}
 
-struct BytesEncoder;
-struct RequestDecoder;
+/// The response body of a Watch call: the stream's frames as they come,
+/// then `grpc-status: 0` when the stream ends (server shutdown).
+struct WatchBody {
+    events: Option<EncodedStream>,
+}
 
-impl Encoder for BytesEncoder {
-    type Item = Bytes;
+impl http_body::Body for WatchBody {
+    type Data = Bytes;
     type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let Some(events) = self.events.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match events.as_mut().poll_next(cx) {
+            Poll::Ready(Some(frame)) => Poll::Ready(Some(Ok(Frame::data(frame)))),
+            Poll::Ready(None) => {
+                self.events = None;
+                let mut trailers = http::HeaderMap::new();
+                let _ = Status::ok("").add_header(&mut trailers);
+                Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.events.is_none()
     }
 }
 
-impl Decoder for RequestDecoder {
-    type Item = pb::WatchRequest;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<pb::WatchRequest>, Status> {
-        let len = src.remaining();
-        pb::WatchRequest::decode(src.copy_to_bytes(len))
-            .map(Some)
-            .map_err(|e| Status::invalid_argument(format!("invalid WatchRequest: {e}")))
+/// Answers one Watch call.
+async fn watch(service: Arc<EligibilityService>, req: http::Request<Body>, max: usize) -> http::Response<Body> {
+    let (parts, body) = req.into_parts();
+    let message = match read_request(body, max).await {
+        Ok(m) => m,
+        Err(status) => return status.into_http(),
+    };
+    match service.open_watch(Request::from_http(http::Request::from_parts(parts, message))).await {
+        Ok(events) => {
+            let mut resp = http::Response::new(Body::new(WatchBody { events: Some(events) }));
+            resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
+            resp
+        }
+        Err(status) => status.into_http(),
     }
 }
 
-impl Codec for EncodedCodec {
-    type Encode = Bytes;
-    type Decode = pb::WatchRequest;
-    type Encoder = BytesEncoder;
-    type Decoder = RequestDecoder;
-    fn encoder(&mut self) -> BytesEncoder {
-        BytesEncoder
-    }
-    fn decoder(&mut self) -> RequestDecoder {
-        RequestDecoder
-    }
-}
-
-struct WatchRpc(Arc<EligibilityService>);
-
-impl ServerStreamingService<pb::WatchRequest> for WatchRpc {
-    type Response = Bytes;
-    type ResponseStream = EncodedStream;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<EncodedStream>, Status>> + Send>>;
-    fn call(&mut self, req: Request<pb::WatchRequest>) -> Self::Future {
-        let svc = self.0.clone();
-        Box::pin(async move { svc.open_watch(req).await.map(Response::new) })
-    }
-}
-
-/// `eligibility.v1.EligibilityService`: Watch on the encoded path, the rest
+/// `eligibility.v1.EligibilityService`: Watch on the framed path, the rest
 /// by the generated server.
 #[derive(Clone)]
 pub struct EligibilityRoute {
@@ -110,15 +149,112 @@ impl tower::Service<http::Request<Body>> for EligibilityRoute {
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         if req.uri().path() == WATCH_PATH {
-            let rpc = WatchRpc(self.service.clone());
+            let service = self.service.clone();
             let max = self.max_decoding;
-            Box::pin(async move {
-                let mut grpc = Grpc::new(EncodedCodec).apply_max_message_size_config(Some(max), None);
-                Ok(grpc.server_streaming(rpc, req).await)
-            })
+            Box::pin(async move { Ok(watch(service, req, max).await) })
         } else {
             let mut generated = self.generated.clone();
             Box::pin(async move { tower::Service::call(&mut generated, req).await })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::StreamBody;
+    use tonic::Code;
+
+    use super::*;
+
+    const MAX: usize = 1024;
+
+    /// A request body made of these data frames, then (unless `hang`) its end.
+    fn body(chunks: Vec<Vec<u8>>, hang: bool) -> Body {
+        let frames = tokio_stream::iter(chunks.into_iter().map(|c| Ok::<_, Status>(Frame::data(Bytes::from(c)))));
+        if hang {
+            Body::new(StreamBody::new(tokio_stream::StreamExt::chain(frames, tokio_stream::pending())))
+        } else {
+            Body::new(StreamBody::new(frames))
+        }
+    }
+
+    fn request() -> pb::WatchRequest {
+        pb::WatchRequest { list_ids: vec!["cyber".into()], store_id: "s".into(), ..Default::default() }
+    }
+
+    async fn read(chunks: Vec<Vec<u8>>) -> Result<pb::WatchRequest, Status> {
+        read_request(body(chunks, false), MAX).await
+    }
+
+    #[tokio::test]
+    async fn a_request_split_across_frames_is_read_whole() {
+        let frame = convert_frame();
+        let (a, b) = frame.split_at(3);
+        let (b, c) = b.split_at(4);
+        assert_eq!(read(vec![a.to_vec(), b.to_vec(), c.to_vec()]).await.unwrap(), request());
+    }
+
+    fn convert_frame() -> Vec<u8> {
+        super::super::convert::grpc_frame(&request()).to_vec()
+    }
+
+    #[tokio::test]
+    async fn the_request_is_answered_without_waiting_for_the_client_to_half_close() {
+        let got = tokio::time::timeout(Duration::from_secs(5), read_request(body(vec![convert_frame()], true), MAX))
+            .await
+            .expect("read_request waited for the end of the body");
+        assert_eq!(got.unwrap(), request());
+    }
+
+    #[tokio::test]
+    async fn an_oversized_request_is_refused_before_it_is_read() {
+        // Only the prefix is sent: the refusal must not wait for the rest.
+        let mut prefix = vec![0u8];
+        prefix.extend_from_slice(&(MAX as u32 + 1).to_be_bytes());
+        let err = tokio::time::timeout(Duration::from_secs(5), read_request(body(vec![prefix], true), MAX))
+            .await
+            .expect("the oversized request was read to its end")
+            .unwrap_err();
+        assert_eq!(err.code(), Code::OutOfRange);
+        assert!(err.message().contains("message length too large"), "{}", err.message());
+    }
+
+    #[tokio::test]
+    async fn malformed_requests_get_clear_errors() {
+        let mut compressed = convert_frame();
+        compressed[0] = 1;
+        let err = read(vec![compressed]).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unimplemented);
+        assert!(err.message().contains("compressed"), "{}", err.message());
+
+        let err = read(vec![]).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("no WatchRequest"), "{}", err.message());
+
+        let frame = convert_frame();
+        let err = read(vec![frame[..frame.len() - 1].to_vec()]).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("ended inside"), "{}", err.message());
+
+        let err = read(vec![vec![0, 0, 0, 0, 2, 0xff, 0xff]]).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("invalid WatchRequest"), "{}", err.message());
+    }
+
+    #[tokio::test]
+    async fn the_body_sends_frames_as_they_are_then_an_ok_status() {
+        let frames = vec![Bytes::from_static(b"\0\0\0\0\x01a"), Bytes::from_static(b"\0\0\0\0\x01b")];
+        let events: EncodedStream = Box::pin(tokio_stream::iter(frames.clone()));
+        let mut body = WatchBody { events: Some(events) };
+        for want in frames {
+            let frame = body.frame().await.unwrap().unwrap();
+            assert_eq!(frame.into_data().unwrap(), want);
+        }
+        let trailers = body.frame().await.unwrap().unwrap().into_trailers().unwrap();
+        assert_eq!(trailers.get("grpc-status").unwrap(), "0");
+        assert!(http_body::Body::is_end_stream(&body));
+        assert!(body.frame().await.is_none());
     }
 }
