@@ -66,6 +66,35 @@ def main() -> None:
             expect(False, "ZZ rejected")
         except grpc.RpcError as err:
             expect(err.code() == grpc.StatusCode.INVALID_ARGUMENT and "ZZ" in err.details(), "ZZ rejected with INVALID_ARGUMENT naming it")
+
+        # The change stream, read by grpcio's own HTTP/2 and gRPC framing.
+        stream = stub.Watch(e.WatchRequest(start=e.WatchStart(after_revision=0)), timeout=30)
+        revisions = []
+        for ev in stream:
+            if ev.WhichOneof("event") == "changeset":
+                revisions.append(ev.changeset.revision)
+            if len(revisions) == 3:
+                break
+        stream.cancel()
+        expect(revisions == [1, 2, 3], f"Watch from revision 0 replays 1, 2, 3 in order (got {revisions})")
+        stream = stub.Watch(e.WatchRequest(start=e.WatchStart(snapshot=True), list_ids=["cyber"]), timeout=30)
+        lists, members, end = [], 0, None
+        for ev in stream:
+            kind = ev.WhichOneof("event")
+            if kind == "snapshot_list":
+                lists.append(ev.snapshot_list.list.id)
+                members += len(ev.snapshot_list.entries)
+            elif kind == "snapshot_end":
+                end = ev.snapshot_end
+                break
+        stream.cancel()
+        expect(lists == ["cyber"] and members == len(kept), f"Watch snapshot: the cyber list with its {len(kept)} members (got {lists}, {members})")
+        expect(end is not None and end.revision == 3 and end.store_id != "", "Watch snapshot ends at revision 3 with the store id")
+        try:
+            next(iter(stub.Watch(e.WatchRequest(list_ids=["no such list!"]), timeout=30)))
+            expect(False, "Watch with a bad list id rejected")
+        except grpc.RpcError as err:
+            expect(err.code() == grpc.StatusCode.INVALID_ARGUMENT and "list_ids[0]" in err.details(), "Watch with a bad list id: INVALID_ARGUMENT naming list_ids[0]")
         print(f"{failures} failed" if failures else "interop: all checks passed")
         raise SystemExit(1 if failures else 0)
 
