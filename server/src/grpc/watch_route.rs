@@ -108,7 +108,11 @@ async fn watch(service: Arc<EligibilityService>, req: http::Request<Body>, max: 
     };
     match service.open_watch(Request::from_http(http::Request::from_parts(parts, message))).await {
         Ok(events) => {
-            let mut resp = http::Response::new(Body::new(WatchBody { events: Some(events) }));
+            // Boxed as tonic's own box type, which `Body::new` takes as it is
+            // (any other body gets one more error-mapping layer to poll
+            // through, per event, per watcher).
+            let body = WatchBody { events: Some(events) }.boxed_unsync();
+            let mut resp = http::Response::new(Body::new(body));
             resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
             resp
         }
