@@ -37,7 +37,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Everything, in one run, with the defaults below (what BENCHMARKS.md
-    /// quotes): rpc, fanout, writes, replicas (if Postgres answers), mirror.
+    /// quotes): rpc, fanout (shared CPUs, then pinned), writes, replicas (if
+    /// Postgres answers), mirror.
     All {
         /// Admin URL for the Postgres measurements (fresh databases are
         /// created and dropped); they are skipped if it does not answer.
@@ -52,13 +53,14 @@ enum Cmd {
         #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
         concurrency: Vec<usize>,
         /// Seconds per measurement.
-        #[arg(long, default_value_t = 4.0)]
+        #[arg(long, default_value_t = 3.0)]
         seconds: f64,
         /// Client connections.
         #[arg(long, default_value_t = 4)]
         connections: usize,
-        /// Rounds (health and check alternate; the best round counts).
-        #[arg(long, default_value_t = 3)]
+        /// Rounds (health and check back to back in each; the per-round
+        /// ratios' median and each kind's best round are reported).
+        #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
     /// Durable write throughput (changesets/s), each acknowledged after
@@ -827,17 +829,36 @@ async fn rpc(bin: &PathBuf, levels: &[usize], dur: Duration, connections: usize,
     let mut best_check = 0.0f64;
     for &c in levels {
         let mut best: std::collections::HashMap<&str, Run> = Default::default();
-        for _ in 0..rounds {
-            for (name, kind) in [("health", Kind::Health), ("check", Kind::Check), ("batch100", Kind::Batch100)] {
+        // Check/Health per round: the two measured back to back (in turn
+        // first and second, so a drift of the machine's speed favours
+        // neither), then the median over the rounds. On a shared machine
+        // whose speed wanders, this says more than the ratio of two bests
+        // taken from different moments.
+        let mut paired = Vec::new();
+        for round in 0..rounds {
+            let order = if round % 2 == 0 {
+                [("health", Kind::Health), ("check", Kind::Check), ("batch100", Kind::Batch100)]
+            } else {
+                [("check", Kind::Check), ("health", Kind::Health), ("batch100", Kind::Batch100)]
+            };
+            let mut this_round = [0.0f64; 2];
+            for (name, kind) in order {
                 let (s0, b0) = (server.cpu_secs(), cpu_secs("/proc/self/stat"));
                 let mut r = closed_loop(kind, &chans, c, dur, &countries).await;
                 r.server_us = (server.cpu_secs() - s0) * 1e6 / r.calls as f64;
                 r.client_us = (cpu_secs("/proc/self/stat") - b0) * 1e6 / r.calls as f64;
+                match kind {
+                    Kind::Health => this_round[0] = r.rate(),
+                    Kind::Check => this_round[1] = r.rate(),
+                    Kind::Batch100 => {}
+                }
                 if best.get(name).is_none_or(|b| r.rate() > b.rate()) {
                     best.insert(name, r);
                 }
             }
+            paired.push(this_round[1] / this_round[0]);
         }
+        paired.sort_by(f64::total_cmp);
         let health = best["health"].rate();
         for name in ["health", "check", "batch100"] {
             let r = &best[name];
@@ -854,7 +875,10 @@ async fn rpc(bin: &PathBuf, levels: &[usize], dur: Duration, connections: usize,
             );
         }
         println!(
-            "{c:>11} ratios: Check/Health {:.3}; BatchCheck(100) items/s vs single Checks/s {:.1}x",
+            "{c:>11} ratios: Check/Health median of {rounds} paired rounds {:.3} (rounds {:.3}..{:.3}), of the bests {:.3}; BatchCheck(100) items/s vs single Checks/s {:.1}x",
+            paired[paired.len() / 2],
+            paired[0],
+            paired[paired.len() - 1],
             best["check"].rate() / health,
             best["batch100"].rate() / best["check"].rate()
         );
@@ -946,9 +970,22 @@ async fn run(cli: Cli) {
         cli.server_bin.unwrap_or_else(|| std::env::current_exe().unwrap().parent().unwrap().join("eligibility-server"));
     match cli.command {
         Cmd::All { pg_admin_url } => {
-            rpc(&bin, &[16, 64, 256], Duration::from_secs(4), 4, 3).await;
+            rpc(&bin, &[16, 64, 256], Duration::from_secs(3), 4, 5).await;
             for n in [1000, 10_000] {
                 fanout(&bin, n, 20, 4).await;
+            }
+            // Fan-out again with the server and the load generator on
+            // separate CPUs (this process's own threads cannot move once
+            // started, so a child does it).
+            if !cli.pin && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
+                let status = tokio::process::Command::new(std::env::current_exe().unwrap())
+                    .arg("--server-bin")
+                    .arg(&bin)
+                    .args(["--pin", "fanout", "--watchers", "1000,10000", "--repeats", "20"])
+                    .status()
+                    .await
+                    .expect("run the pinned fan-out");
+                assert!(status.success(), "pinned fan-out failed: {status}");
             }
             let pg = {
                 use sqlx::Connection;
