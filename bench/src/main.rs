@@ -819,7 +819,7 @@ async fn rpc(bin: &PathBuf, levels: &[usize], dur: Duration, connections: usize,
         closed_loop(kind, &chans, 16, Duration::from_millis(500), &countries).await;
     }
     println!(
-        "rpc: {connections} connections, {:.1} s per measurement, best of {rounds} alternating rounds",
+        "rpc: {connections} connections, {:.1} s per measurement, {rounds} rounds (health and check back to back in each)",
         dur.as_secs_f64()
     );
     println!(

@@ -262,6 +262,11 @@ impl Registry {
         self.current.load_full()
     }
 
+    /// The current snapshot's revision, read without taking a reference.
+    pub fn head(&self) -> Revision {
+        self.current.load().revision()
+    }
+
     /// The store id.
     pub fn store_id(&self) -> Arc<str> {
         self.current.load().store_id_shared()

@@ -358,6 +358,22 @@ impl Registry {
     /// server shuts down. Dropping it (the client went away) releases the
     /// watcher's place.
     pub async fn watch(self: &Arc<Self>, req: WatchRequest, peer: Option<SocketAddr>) -> Result<WatchEvents> {
+        self.watch_as(req, peer, |e| e).await
+    }
+
+    /// [`Registry::watch`], each event turned into what the transport sends
+    /// by `present` inside the same stream (one layer fewer to poll, per
+    /// event, per watcher, than mapping the stream afterwards).
+    pub async fn watch_as<T, F>(
+        self: &Arc<Self>,
+        req: WatchRequest,
+        peer: Option<SocketAddr>,
+        present: F,
+    ) -> Result<std::pin::Pin<Box<dyn futures_util::Stream<Item = T> + Send>>>
+    where
+        T: Send + 'static,
+        F: Fn(Event) -> T + Send + Sync + 'static,
+    {
         let hub = self.hub().clone();
         if let Some(expected) = &req.store_id
             && expected != self.snapshot().store_id()
@@ -397,10 +413,11 @@ impl Registry {
         // The stream is driven by its reader (tonic polls it as the
         // connection can take more): no task or channel per watcher. Boxed
         // because `unfold` moves its state in and out for every event.
-        Ok(Box::pin(futures_util::stream::unfold(
-            Box::new(watcher),
-            |mut w| async move { w.next().await.map(|e| (e, w)) },
-        )))
+        let present = Arc::new(present);
+        Ok(Box::pin(futures_util::stream::unfold(Box::new(watcher), move |mut w| {
+            let present = present.clone();
+            async move { w.next().await.map(|e| (present(e), w)) }
+        })))
     }
 }
 
@@ -497,9 +514,11 @@ impl Watcher {
                 continue;
             }
             // Behind the head (a resume, or fell behind the feed): serve
-            // from the log, a bounded batch at a time.
-            let snap = self.registry.snapshot();
-            if self.cursor < snap.revision() {
+            // from the log, a bounded batch at a time. (The head is read
+            // without taking a snapshot reference: live, on every poll,
+            // that is all this step costs.)
+            if self.cursor < self.registry.head() {
+                let snap = self.registry.snapshot();
                 let batch: Vec<Arc<Published>> = snap
                     .changesets_after(self.cursor)
                     .take(self.hub.config.buffer.max(1))

@@ -58,10 +58,14 @@ impl EligibilityService {
         for (i, c) in r.countries.iter().enumerate() {
             filter.countries.insert(cv::country(&format!("countries[{i}]"), c)?);
         }
-        let store_id = (!r.store_id.is_empty()).then_some(r.store_id);
-        let rx = self.registry.watch(WatchRequest { start, filter, store_id }, peer).await.map_err(to_status)?;
+        let requested = (!r.store_id.is_empty()).then_some(r.store_id);
         let store_id = self.registry.store_id();
-        Ok(Box::pin(rx.map(move |e| cv::watch_event_frame(&e, &store_id))))
+        self.registry
+            .watch_as(WatchRequest { start, filter, store_id: requested }, peer, move |e| {
+                cv::watch_event_frame(&e, &store_id)
+            })
+            .await
+            .map_err(to_status)
     }
 }
 
