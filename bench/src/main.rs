@@ -222,6 +222,16 @@ impl Drop for ServerProcess {
     }
 }
 
+/// `n` HTTP/2 connections to `url` (TCP_NODELAY, as the server's side).
+async fn channels(url: &str, n: usize) -> Vec<tonic::transport::Channel> {
+    let mut chans = Vec::with_capacity(n);
+    for _ in 0..n {
+        let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned()).unwrap().tcp_nodelay(true);
+        chans.push(endpoint.connect().await.unwrap());
+    }
+    chans
+}
+
 /// A free loopback port (the OS picks one; it is released for the child).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -254,26 +264,9 @@ fn ms(d: Duration) -> String {
 async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usize) {
     let server = ServerProcess::start(bin).await;
     let admin = Client::connect(server.url.clone()).await.unwrap();
-    let list = ListId::parse("bench").unwrap();
-    admin
-        .create_list(
-            &NewList {
-                id: list.clone(),
-                title: "bench".into(),
-                description: String::new(),
-                authority: String::new(),
-                mode: ListMode::Allowlist,
-            },
-            &WriteOptions::reason("bench"),
-        )
-        .await
-        .unwrap();
+    let list = create_bench_list(&admin).await;
     let rss_before = server.rss_kib();
-    let mut chans = Vec::new();
-    for _ in 0..connections {
-        let endpoint = tonic::transport::Endpoint::from_shared(server.url.clone()).unwrap().tcp_nodelay(true);
-        chans.push(endpoint.connect().await.unwrap());
-    }
+    let chans = channels(&server.url, connections).await;
     // Each watcher counts its arrival on the revision's counter; the one
     // that completes the count stamps the time and wakes the writer. (One
     // message per arrival to a collecting task cost the load generator a
@@ -318,8 +311,7 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_watching = server.rss_kib();
     let countries: Vec<Country> = Country::all().into_iter().take(50).collect();
-    let mut from_write = Vec::new();
-    let mut from_ack = Vec::new();
+    let mut deliveries = Deliveries::default();
     let (server_cpu0, bench_cpu0) = (server.cpu_secs(), cpu_secs("/proc/self/stat"));
     let writes0 = server.write_syscalls();
     for i in 0..repeats {
@@ -331,19 +323,8 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
         let t0 = Instant::now();
         let w = admin.apply(&[change], None, &WriteOptions::reason(format!("fanout {i}"))).await.unwrap();
         let acked = Instant::now();
-        let last = match tokio::time::timeout(Duration::from_secs(30), arrivals.all_of(w.revision.0)).await {
-            Ok(at) => at,
-            Err(_) => panic!(
-                "only {} of {watchers} watchers got revision {} within 30 s",
-                arrivals.count(w.revision.0),
-                w.revision
-            ),
-        };
-        from_write.push(last - t0);
-        from_ack.push(last.saturating_duration_since(acked));
+        deliveries.record(t0, acked, arrivals.last_of(w.revision.0, watchers).await);
     }
-    from_write.sort();
-    from_ack.sort();
     let (server_cpu, bench_cpu) = (server.cpu_secs() - server_cpu0, cpu_secs("/proc/self/stat") - bench_cpu0);
     println!(
         "fanout: CPU per change: server {:.1} ms, load generator (the {watchers} watchers' client side) {:.1} ms; server write system calls per change {:.0}",
@@ -352,12 +333,8 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
         (server.write_syscalls() - writes0) as f64 / repeats as f64
     );
     println!(
-        "fanout: {watchers} watchers over {connections} connections, {repeats} changes: last delivery after write start p50 {} p99 {} max {}; after write ack p50 {} p99 {}; server RSS {} MiB before watchers, {} MiB with them ({:.1} KiB per watcher)",
-        ms(percentile(&from_write, 0.5)),
-        ms(percentile(&from_write, 0.99)),
-        ms(*from_write.last().unwrap()),
-        ms(percentile(&from_ack, 0.5)),
-        ms(percentile(&from_ack, 0.99)),
+        "fanout: {watchers} watchers over {connections} connections, {repeats} changes: last delivery after write start {}; server RSS {} MiB before watchers, {} MiB with them ({:.1} KiB per watcher)",
+        deliveries.summary("write ack"),
         rss_before / 1024,
         rss_watching / 1024,
         (rss_watching.saturating_sub(rss_before)) as f64 / watchers as f64,
@@ -366,10 +343,11 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     drop(admin);
     drop(server);
     let ceiling = fanout_ceiling(watchers, repeats, connections).await;
+    let ratio = |p| deliveries.after_ack(p).as_secs_f64() / ceiling.after_ack(p).as_secs_f64();
     println!(
         "fanout: {watchers} watchers, ratio to the transport's fan-out in the same run: p50 {:.2}x, p99 {:.2}x (after ack)",
-        percentile(&from_ack, 0.5).as_secs_f64() / percentile(&ceiling, 0.5).as_secs_f64(),
-        percentile(&from_ack, 0.99).as_secs_f64() / percentile(&ceiling, 0.99).as_secs_f64(),
+        ratio(0.5),
+        ratio(0.99),
     );
 }
 
@@ -377,9 +355,9 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
 /// binary's hidden `ceiling-server`, pinned like the real one) whose only
 /// service is the standard `grpc.health.v1.Health`; `watchers` streams of
 /// `Health/Watch` over `connections` connections; each change flips the
-/// status (a 2-byte message to every watcher). Returns, per change, the
-/// time from the flip's acknowledgement to the last watcher having it.
-async fn fanout_ceiling(watchers: usize, repeats: usize, connections: usize) -> Vec<Duration> {
+/// status (a 2-byte message to every watcher). Returns the times until the
+/// last watcher had each flip.
+async fn fanout_ceiling(watchers: usize, repeats: usize, connections: usize) -> Deliveries {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let bin = std::env::current_exe().unwrap();
     let (port, trigger) = (free_port(), free_port());
@@ -400,11 +378,7 @@ async fn fanout_ceiling(watchers: usize, repeats: usize, connections: usize) -> 
         assert!(Instant::now() < deadline, "ceiling server did not become ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let mut chans = Vec::new();
-    for _ in 0..connections {
-        let endpoint = tonic::transport::Endpoint::from_shared(server.url.clone()).unwrap().tcp_nodelay(true);
-        chans.push(endpoint.connect().await.unwrap());
-    }
+    let chans = channels(&server.url, connections).await;
     let arrivals = Arc::new(Arrivals::default());
     let mut opened = Vec::new();
     for i in 0..watchers {
@@ -432,32 +406,56 @@ async fn fanout_ceiling(watchers: usize, repeats: usize, connections: usize) -> 
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (cpu0, writes0) = (server.cpu_secs(), server.write_syscalls());
-    let mut from_ack = Vec::new();
-    let mut from_start = Vec::new();
+    let mut deliveries = Deliveries::default();
     for k in 1..=repeats as u64 {
         let t0 = Instant::now();
         flip.write_all(b"f").await.unwrap();
         flip.read_exact(&mut [0u8]).await.unwrap();
         let acked = Instant::now();
-        let last = tokio::time::timeout(Duration::from_secs(30), arrivals.all_of(k))
-            .await
-            .unwrap_or_else(|_| panic!("only {} of {watchers} health watchers saw flip {k}", arrivals.count(k)));
-        from_start.push(last - t0);
-        from_ack.push(last.saturating_duration_since(acked));
+        deliveries.record(t0, acked, arrivals.last_of(k, watchers).await);
     }
-    from_start.sort();
-    from_ack.sort();
     println!(
-        "fanout ceiling: bare tonic, grpc.health.v1 Health/Watch, {watchers} watchers over {connections} connections, {repeats} flips: last delivery after the flip p50 {} p99 {} max {}; after its ack p50 {} p99 {}; server CPU per flip {:.1} ms, write system calls per flip {:.0}",
-        ms(percentile(&from_start, 0.5)),
-        ms(percentile(&from_start, 0.99)),
-        ms(*from_start.last().unwrap()),
-        ms(percentile(&from_ack, 0.5)),
-        ms(percentile(&from_ack, 0.99)),
+        "fanout ceiling: bare tonic, grpc.health.v1 Health/Watch, {watchers} watchers over {connections} connections, {repeats} flips: last delivery after the flip {}; server CPU per flip {:.1} ms, write system calls per flip {:.0}",
+        deliveries.summary("its ack"),
         (server.cpu_secs() - cpu0) * 1e3 / repeats as f64,
         (server.write_syscalls() - writes0) as f64 / repeats as f64,
     );
-    from_ack
+    deliveries
+}
+
+/// Per change: the time from its start, and from its acknowledgement,
+/// until the last watcher had it.
+#[derive(Default)]
+struct Deliveries {
+    from_start: Vec<Duration>,
+    from_ack: Vec<Duration>,
+}
+
+impl Deliveries {
+    fn record(&mut self, started: Instant, acked: Instant, last: Instant) {
+        self.from_start.push(last - started);
+        self.from_ack.push(last.saturating_duration_since(acked));
+    }
+
+    fn after_ack(&self, p: f64) -> Duration {
+        let mut sorted = self.from_ack.clone();
+        sorted.sort();
+        percentile(&sorted, p)
+    }
+
+    /// "p50 .. p99 .. max ..; after <ack> p50 .. p99 ..".
+    fn summary(&self, ack: &str) -> String {
+        let mut start = self.from_start.clone();
+        start.sort();
+        format!(
+            "p50 {} p99 {} max {}; after {ack} p50 {} p99 {}",
+            ms(percentile(&start, 0.5)),
+            ms(percentile(&start, 0.99)),
+            ms(start.last().copied().unwrap_or_default()),
+            ms(self.after_ack(0.5)),
+            ms(self.after_ack(0.99)),
+        )
+    }
 }
 
 /// The ceiling server: the standard health service, whose status for the
@@ -533,18 +531,24 @@ impl Arrivals {
         }
     }
 
-    fn count(&self, revision: u64) -> usize {
-        self.state.lock().unwrap().get(&revision).map_or(0, |e| e.0)
-    }
-
-    /// When the last expected watcher had `revision`.
-    async fn all_of(&self, revision: u64) -> Instant {
-        loop {
-            let notified = self.done.notified();
-            if let Some(at) = self.state.lock().unwrap().get(&revision).and_then(|e| e.1) {
-                return at;
+    /// When the last of `expected` watchers had `revision` (panics after
+    /// 30 s, saying how many had it).
+    async fn last_of(&self, revision: u64, expected: usize) -> Instant {
+        let wait = async {
+            loop {
+                let notified = self.done.notified();
+                if let Some(at) = self.state.lock().unwrap().get(&revision).and_then(|e| e.1) {
+                    return at;
+                }
+                notified.await;
             }
-            notified.await;
+        };
+        match tokio::time::timeout(Duration::from_secs(30), wait).await {
+            Ok(at) => at,
+            Err(_) => {
+                let got = self.state.lock().unwrap().get(&revision).map_or(0, |e| e.0);
+                panic!("only {got} of {expected} watchers had change {revision} within 30 s")
+            }
         }
     }
 }
@@ -578,19 +582,7 @@ impl TempDb {
 
 async fn create_bench_list(client: &Client) -> ListId {
     let list = ListId::parse("bench").unwrap();
-    client
-        .create_list(
-            &NewList {
-                id: list.clone(),
-                title: "bench".into(),
-                description: String::new(),
-                authority: String::new(),
-                mode: ListMode::Allowlist,
-            },
-            &WriteOptions::reason("bench"),
-        )
-        .await
-        .unwrap();
+    client.create_list(&NewList::new(list.clone(), ListMode::Allowlist), &WriteOptions::reason("bench")).await.unwrap();
     list
 }
 
@@ -802,17 +794,7 @@ async fn open_loop(
 
 async fn rpc(bin: &PathBuf, levels: &[usize], dur: Duration, connections: usize, rounds: usize) {
     let server = ServerProcess::start_with(bin, &["--demo"]).await;
-    let mut chans = Vec::new();
-    for _ in 0..connections {
-        chans.push(
-            tonic::transport::Endpoint::from_shared(server.url.clone())
-                .unwrap()
-                .tcp_nodelay(true)
-                .connect()
-                .await
-                .unwrap(),
-        );
-    }
+    let chans = channels(&server.url, connections).await;
     let countries: Arc<Vec<String>> = Arc::new(Country::all().iter().map(|c| c.to_string()).collect());
     // Warm up connections and code paths.
     for kind in [Kind::Health, Kind::Check, Kind::Batch100] {

@@ -230,6 +230,14 @@ pub struct NewList {
     pub mode: ListMode,
 }
 
+impl NewList {
+    /// A list titled by its id, without description or authority (set the
+    /// fields for more).
+    pub fn new(id: ListId, mode: ListMode) -> Self {
+        NewList { title: id.to_string(), id, description: String::new(), authority: String::new(), mode }
+    }
+}
+
 /// One entry change for [`crate::Client::apply`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryChange {

@@ -354,17 +354,12 @@ pub struct WatchRequest {
 
 impl Registry {
     /// Opens a watch: validates the request (store id, lists, resume
-    /// revision) and returns its stream of events, which ends when the
-    /// server shuts down. Dropping it (the client went away) releases the
-    /// watcher's place.
-    pub async fn watch(self: &Arc<Self>, req: WatchRequest, peer: Option<SocketAddr>) -> Result<WatchEvents> {
-        self.watch_as(req, peer, |e| e).await
-    }
-
-    /// [`Registry::watch`], each event turned into what the transport sends
-    /// by `present` inside the same stream (one layer fewer to poll, per
-    /// event, per watcher, than mapping the stream afterwards).
-    pub async fn watch_as<T, F>(
+    /// revision) and returns its stream of events, each turned into what the
+    /// transport sends by `present` inside the stream (one layer fewer to
+    /// poll, per event, per watcher, than mapping the stream afterwards).
+    /// The stream ends when the server shuts down; dropping it (the client
+    /// went away) releases the watcher's place.
+    pub async fn watch<T, F>(
         self: &Arc<Self>,
         req: WatchRequest,
         peer: Option<SocketAddr>,
@@ -372,7 +367,7 @@ impl Registry {
     ) -> Result<std::pin::Pin<Box<dyn futures_util::Stream<Item = T> + Send>>>
     where
         T: Send + 'static,
-        F: Fn(Event) -> T + Send + Sync + 'static,
+        F: Fn(Event) -> T + Send + 'static,
     {
         let hub = self.hub().clone();
         if let Some(expected) = &req.store_id
@@ -413,45 +408,11 @@ impl Registry {
         // The stream is driven by its reader (tonic polls it as the
         // connection can take more): no task or channel per watcher. Boxed
         // because `unfold` moves its state in and out for every event.
-        let present = Arc::new(present);
-        Ok(Box::pin(futures_util::stream::unfold(Box::new(watcher), move |mut w| {
-            let present = present.clone();
-            async move { w.next().await.map(|e| (present(e), w)) }
+        Ok(Box::pin(futures_util::stream::unfold((Box::new(watcher), present), |(mut w, present)| async move {
+            w.next().await.map(|e| (present(e), (w, present)))
         })))
     }
 }
-
-/// Spends what is left of the current task's cooperative budget, so that the
-/// connection task our event is about to wake is queued behind the other
-/// watchers' tasks rather than run next.
-///
-/// Why: one change wakes every watcher's stream task at once. Each task
-/// hands its event to h2, which wakes the connection's writer task; tokio's
-/// multi-threaded scheduler puts a task woken that way in its "LIFO slot"
-/// and polls it right after the current one, unless the current task has
-/// spent its budget, in which case it goes to the back of the queue. So
-/// without this, the writer runs after every single watcher and makes one
-/// socket write per watcher (measured: 1 010 write system calls for one
-/// change to 1 000 watchers with the server on one core); with it, the
-/// writer runs once the watchers have queued their frames and writes them
-/// together.
-fn end_turn_after_live_event() {
-    use std::task::{Context, Poll};
-    use tokio::task::coop;
-    // `poll_proceed` takes one unit per call and, once none is left, says
-    // Pending and registers the context's waker for a deferred wake-up: a
-    // no-op waker, since this task is about to yield an event, not wait.
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    while let Poll::Ready(spent) = coop::poll_proceed(&mut cx) {
-        // The guard would give the unit back on drop unless told that
-        // progress was made; forgetting it (it owns nothing) keeps the unit
-        // spent at half the cost of `made_progress` and a drop.
-        std::mem::forget(spent);
-    }
-}
-
-/// A watch: events in revision order, until the server shuts down.
-pub type WatchEvents = std::pin::Pin<Box<dyn futures_util::Stream<Item = Event> + Send>>;
 
 struct Watcher {
     registry: Arc<Registry>,
@@ -535,13 +496,13 @@ impl Watcher {
                 self.quiet = false;
                 return Some(Event::Progress(self.cursor));
             }
-            // Unconstrained: after a live event this task's budget is spent
-            // (see `end_turn_after_live_event`), and a budget-checked `recv`
+            // Unconstrained: the Watch response body spends the task's
+            // budget after each event it hands to h2 (see
+            // `grpc::watch_route::end_turn`), and a budget-checked `recv`
             // would answer Pending and schedule one more poll of every
             // watcher just to register for the next change.
             match tokio::task::coop::unconstrained(self.feed.recv()).await {
                 Ok(FeedItem::Changeset(item)) => {
-                    end_turn_after_live_event();
                     let rev = item.changeset.revision;
                     if rev == self.cursor.next() {
                         if self.filter.is_all() && item.changeset.activates.is_none() {

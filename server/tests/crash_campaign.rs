@@ -119,13 +119,7 @@ async fn campaign(store_args: Vec<String>, what: &str) {
         if head == 0 {
             client
                 .create_list(
-                    &NewList {
-                        id: list.clone(),
-                        title: "l".into(),
-                        description: String::new(),
-                        authority: String::new(),
-                        mode: ListMode::Allowlist,
-                    },
+                    &NewList::new(list.clone(), ListMode::Allowlist),
                     &WriteOptions::reason("campaign").with_request_id("create"),
                 )
                 .await

@@ -28,12 +28,7 @@ async fn next_changeset(s: &mut eligibility_client::WatchStream) -> eligibility_
 }
 
 async fn new_list(c: &Client, id: &str, mode: ListMode) {
-    c.create_list(
-        &NewList { id: list(id), title: id.into(), description: String::new(), authority: String::new(), mode },
-        &WriteOptions::reason("setup"),
-    )
-    .await
-    .unwrap();
+    c.create_list(&NewList::new(list(id), mode), &WriteOptions::reason("setup")).await.unwrap();
 }
 
 #[tokio::test]

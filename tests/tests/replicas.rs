@@ -21,18 +21,7 @@ fn replica(url: &str) -> Config {
 }
 
 async fn setup(c: &Client) {
-    c.create_list(
-        &NewList {
-            id: list("l"),
-            title: "l".into(),
-            description: String::new(),
-            authority: String::new(),
-            mode: ListMode::Allowlist,
-        },
-        &WriteOptions::reason("setup"),
-    )
-    .await
-    .unwrap();
+    c.create_list(&NewList::new(list("l"), ListMode::Allowlist), &WriteOptions::reason("setup")).await.unwrap();
 }
 
 async fn changesets(s: &mut eligibility_client::WatchStream, n: usize) -> Vec<u64> {

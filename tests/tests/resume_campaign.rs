@@ -35,19 +35,7 @@ async fn watchers_cut_at_random_see_every_revision_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path(), false).await;
     let writer = server.client().await;
-    writer
-        .create_list(
-            &NewList {
-                id: list("l"),
-                title: "l".into(),
-                description: String::new(),
-                authority: String::new(),
-                mode: ListMode::Allowlist,
-            },
-            &WriteOptions::reason("campaign"),
-        )
-        .await
-        .unwrap();
+    writer.create_list(&NewList::new(list("l"), ListMode::Allowlist), &WriteOptions::reason("campaign")).await.unwrap();
     let proxy = Proxy::start(server.addr).await;
     let watchers = 4;
     let seen: Vec<Arc<Mutex<Vec<u64>>>> = (0..watchers).map(|_| Arc::default()).collect();

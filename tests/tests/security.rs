@@ -37,13 +37,7 @@ async fn as_(server: &TestServer, token: Option<&str>) -> Client {
 }
 
 fn new_list(id: &str) -> NewList {
-    NewList {
-        id: list(id),
-        title: id.into(),
-        description: String::new(),
-        authority: String::new(),
-        mode: ListMode::Allowlist,
-    }
+    NewList::new(list(id), ListMode::Allowlist)
 }
 
 #[tokio::test]

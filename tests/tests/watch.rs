@@ -48,19 +48,7 @@ async fn next_changeset(events: &mut Events) -> pb::Changeset {
 }
 
 async fn setup(client: &Client, id: &str) {
-    client
-        .create_list(
-            &NewList {
-                id: list(id),
-                title: id.into(),
-                description: String::new(),
-                authority: String::new(),
-                mode: ListMode::Allowlist,
-            },
-            &WriteOptions::reason("setup"),
-        )
-        .await
-        .unwrap();
+    client.create_list(&NewList::new(list(id), ListMode::Allowlist), &WriteOptions::reason("setup")).await.unwrap();
 }
 
 async fn add(client: &Client, id: &str, country: &str, reason: &str) -> Revision {

@@ -61,7 +61,7 @@ impl EligibilityService {
         let requested = (!r.store_id.is_empty()).then_some(r.store_id);
         let store_id = self.registry.store_id();
         self.registry
-            .watch_as(WatchRequest { start, filter, store_id: requested }, peer, move |e| {
+            .watch(WatchRequest { start, filter, store_id: requested }, peer, move |e| {
                 cv::watch_event_frame(&e, &store_id)
             })
             .await

