@@ -11,6 +11,7 @@
 mod convert;
 mod country;
 mod decision;
+pub mod error_info;
 mod list_id;
 mod revision;
 mod time;

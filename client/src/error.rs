@@ -1,6 +1,9 @@
 //! The client's error type.
 
-use eligibility::Revision;
+use eligibility::{
+    Revision,
+    error_info::{DOMAIN, key, reason},
+};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -108,12 +111,12 @@ impl From<tonic::Status> for Error {
             Code::Aborted => {
                 let md = s.get_details_error_info().map(|i| i.metadata).unwrap_or_default();
                 let rev = |k: &str| md.get(k).and_then(|v| v.parse().ok()).map(Revision);
-                Error::Conflict { expected: rev("expected_revision"), actual: rev("actual_revision"), message }
+                Error::Conflict { expected: rev(key::EXPECTED_REVISION), actual: rev(key::ACTUAL_REVISION), message }
             }
             Code::FailedPrecondition => match s.get_details_error_info() {
-                Some(i) if i.reason == "STORE_MISMATCH" => Error::StoreMismatch {
+                Some(i) if i.domain == DOMAIN && i.reason == reason::STORE_MISMATCH => Error::StoreMismatch {
                     expected: String::new(),
-                    actual: i.metadata.get("store_id").cloned().unwrap_or_default(),
+                    actual: i.metadata.get(key::STORE_ID).cloned().unwrap_or_default(),
                 },
                 _ => Error::FailedPrecondition(message),
             },

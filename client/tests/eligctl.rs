@@ -3,7 +3,7 @@
 use std::{io::Write, sync::Arc};
 
 use eligibility_server::{
-    registry::Registry,
+    app::App,
     server::{self, Config},
 };
 use tokio::{net::TcpListener, process::Command, sync::oneshot};
@@ -11,18 +11,18 @@ use tokio::{net::TcpListener, process::Command, sync::oneshot};
 struct Server {
     url: String,
     _stop: oneshot::Sender<()>,
-    _registry: Arc<Registry>,
+    _app: Arc<App>,
     _dir: tempfile::TempDir,
 }
 
 async fn demo_server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let config = Config { data_dir: dir.path().to_owned(), demo: true, ..Config::default() };
-    let registry = server::open(&config).await.unwrap();
+    let app = server::open(&config).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
-    let reg = registry.clone();
+    let reg = app.clone();
     tokio::spawn(async move {
         server::run(listener, reg, &config, async {
             let _ = rx.await;
@@ -30,7 +30,7 @@ async fn demo_server() -> Server {
         .await
         .unwrap();
     });
-    Server { url, _stop: tx, _registry: registry, _dir: dir }
+    Server { url, _stop: tx, _app: app, _dir: dir }
 }
 
 /// Runs eligctl; returns (exit code, stdout, stderr).

@@ -1,4 +1,6 @@
-//! Authentication and roles.
+//! Authentication and roles: who a caller is, from its token or client
+//! certificate, and whether its role is enough. Which method needs which
+//! role is the RPC layer's table (`layers::auth`); handlers never check.
 //!
 //! Callers present a bearer token (`authorization: Bearer <token>`) or,
 //! with mutual TLS, a client certificate. The tokens file maps the SHA-256
@@ -34,6 +36,8 @@ use std::{
 use arc_swap::ArcSwap;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use crate::lifecycle::Shutdown;
 
 /// What a caller may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -101,6 +105,20 @@ struct ClientEntry {
     role: Role,
 }
 
+/// A tokens file that cannot be used.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TokensFileError {
+    /// What is wrong, naming the file, entry and field.
+    pub message: String,
+}
+
+impl From<String> for TokensFileError {
+    fn from(message: String) -> Self {
+        TokensFileError { message }
+    }
+}
+
 /// The parsed tokens file.
 #[derive(Debug, Default)]
 pub struct Table {
@@ -110,8 +128,12 @@ pub struct Table {
 
 impl Table {
     /// Parses a tokens file's text; errors name the entry and field.
-    pub fn parse(text: &str) -> Result<Table, String> {
+    pub fn parse(text: &str) -> Result<Table, TokensFileError> {
         let f: TokensFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        Self::from_file(f).map_err(TokensFileError::from)
+    }
+
+    fn from_file(f: TokensFile) -> Result<Table, String> {
         let mut table = Table::default();
         for (i, t) in f.token.into_iter().enumerate() {
             let bytes = hex::decode(t.sha256.trim())
@@ -161,7 +183,7 @@ pub struct Authenticator {
 impl Authenticator {
     /// Loads the tokens file (if any); an unreadable or invalid file is an
     /// error at start.
-    pub fn new(config: AuthConfig) -> Result<Arc<Self>, String> {
+    pub fn new(config: AuthConfig) -> Result<Arc<Self>, TokensFileError> {
         let a = Authenticator { config, table: ArcSwap::from_pointee(Table::default()), loaded: Default::default() };
         if let Some(path) = &a.config.tokens_file {
             let table = load(path)?;
@@ -193,8 +215,8 @@ impl Authenticator {
     }
 
     /// Reloads on SIGHUP and when the file's modification time changes
-    /// (checked every `poll`), until the signal completes.
-    pub async fn watch_file(self: Arc<Self>, poll: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// (checked every `poll`), until `shutdown`.
+    pub async fn watch_file(self: Arc<Self>, poll: Duration, shutdown: Shutdown) {
         let Some(path) = self.config.tokens_file.clone() else { return };
         #[cfg(unix)]
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -211,7 +233,7 @@ impl Authenticator {
             #[cfg(not(unix))]
             let hup_recv = std::future::pending::<()>();
             tokio::select! {
-                _ = crate::watch::stopped(&mut stop) => return,
+                _ = shutdown.triggered() => return,
                 _ = hup_recv => self.reload(),
                 _ = tokio::time::sleep(poll) => {
                     let changed = mtime(&path) != *self.loaded.lock().unwrap_or_else(|p| p.into_inner());
@@ -266,9 +288,9 @@ impl Authenticator {
     }
 }
 
-fn load(path: &Path) -> Result<Table, String> {
+fn load(path: &Path) -> Result<Table, TokensFileError> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Table::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    Table::parse(&text).map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {
@@ -319,14 +341,16 @@ mod tests {
         assert!(
             Table::parse("[[token]]\nprincipal = \"a\"\nrole = \"root\"\nsha256 = \"00\"")
                 .unwrap_err()
+                .to_string()
                 .contains("root")
         );
         assert!(
             Table::parse("[[token]]\nprincipal = \"a\"\nrole = \"reader\"\nsha256 = \"zz\"")
                 .unwrap_err()
+                .to_string()
                 .contains("token[0].sha256")
         );
-        assert!(Table::parse("[[tokens]]\n").unwrap_err().contains("tokens"));
+        assert!(Table::parse("[[tokens]]\n").unwrap_err().to_string().contains("tokens"));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use crate::{
     error::{Error, Result},
     model::{EntryAction, ListMeta, ListMode},
-    registry::{EntryChange, Registry, WriteOptions},
+    registry::Registry,
+    writes::{EntryChange, WriteOptions, Writer},
 };
 
 /// The demo file, embedded so the binary needs no files beside it.
@@ -49,8 +50,8 @@ fn corrupt(e: impl std::fmt::Display) -> Error {
 
 /// Loads the demo data into an empty store; returns false (and writes
 /// nothing) when the store already holds data.
-pub async fn load(registry: &Registry) -> Result<bool> {
-    if registry.snapshot().revision().0 != 0 {
+pub async fn load(writer: &Writer, registry: &Registry) -> Result<bool> {
+    if registry.head().0 != 0 {
         return Ok(false);
     }
     let file: DemoFile = toml::from_str(DEMO_TOML).map_err(corrupt)?;
@@ -62,7 +63,7 @@ pub async fn load(registry: &Registry) -> Result<bool> {
         request_id: Some(key),
         expected_revision: None,
     };
-    registry
+    writer
         .create_list(
             list.clone(),
             ListMeta {
@@ -87,7 +88,7 @@ pub async fn load(registry: &Registry) -> Result<bool> {
             }
         }
         let eff = Timestamp::parse(&cs.effective_at).map_err(corrupt)?;
-        registry.apply(changes, Some(eff), opts(&cs.reason, &cs.reference, format!("demo-2021-{i}"))).await?;
+        writer.apply(changes, Some(eff), opts(&cs.reason, &cs.reference, format!("demo-2021-{i}"))).await?;
     }
     Ok(true)
 }

@@ -3,7 +3,6 @@
 
 use std::{io::Read, process::ExitCode};
 
-use clap::Parser;
 use eligibility_server::{auth, config::Settings, server, telemetry};
 
 async fn shutdown_signal() {
@@ -30,7 +29,7 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let flags = Settings::parse();
+    let flags = Settings::from_cli();
     if flags.new_token {
         let token = auth::new_token();
         println!("token:  {token}\nsha256: {}", auth::hash_token(&token));
@@ -69,7 +68,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(resolved: eligibility_server::config::Resolved) -> ExitCode {
-    let registry = match server::open(&resolved.config).await {
+    let app = match server::open(&resolved.config).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot open the store");
@@ -83,7 +82,7 @@ async fn serve(resolved: eligibility_server::config::Resolved) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match server::run(listener, registry, &resolved.config, shutdown_signal()).await {
+    match server::run(listener, app, &resolved.config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

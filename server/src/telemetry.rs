@@ -17,7 +17,49 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
-use crate::config::LogFormat;
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("{other:?} is not text or json")),
+        }
+    }
+}
+
+/// Why logs or traces cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// `log_level` is not a tracing filter.
+    #[error("log_level {filter:?}: {message}")]
+    Filter {
+        /// The filter given.
+        filter: String,
+        /// Why it does not parse.
+        message: String,
+    },
+    /// The OTLP exporter cannot be built.
+    #[error("otlp_endpoint {endpoint:?}: {message}")]
+    Otlp {
+        /// The endpoint given.
+        endpoint: String,
+        /// Why.
+        message: String,
+    },
+    /// A subscriber is installed already.
+    #[error("cannot install the log subscriber: {0}")]
+    Install(String),
+}
 
 static OTEL: AtomicBool = AtomicBool::new(false);
 
@@ -46,8 +88,9 @@ impl Telemetry {
 /// Installs the process-wide subscriber: logs in `format` filtered by
 /// `filter`, plus OTLP trace export to `otlp_endpoint` (e.g.
 /// `http://collector:4317`) when given.
-pub fn init(format: LogFormat, filter: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, String> {
-    let filter = EnvFilter::try_new(filter).map_err(|e| format!("log_level {filter:?}: {e}"))?;
+pub fn init(format: LogFormat, filter: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
+    let filter = EnvFilter::try_new(filter)
+        .map_err(|e| TelemetryError::Filter { filter: filter.to_owned(), message: e.to_string() })?;
     let fmt = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
@@ -59,7 +102,7 @@ pub fn init(format: LogFormat, filter: &str, otlp_endpoint: Option<&str>) -> Res
                 .with_tonic()
                 .with_endpoint(endpoint)
                 .build()
-                .map_err(|e| format!("otlp_endpoint {endpoint:?}: {e}"))?;
+                .map_err(|e| TelemetryError::Otlp { endpoint: endpoint.to_owned(), message: e.to_string() })?;
             let provider = SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
                 .with_resource(opentelemetry_sdk::Resource::builder().with_service_name("eligibility-server").build())
@@ -74,7 +117,7 @@ pub fn init(format: LogFormat, filter: &str, otlp_endpoint: Option<&str>) -> Res
         .with(fmt)
         .with(otel)
         .try_init()
-        .map_err(|e| format!("cannot install the log subscriber: {e}"))?;
+        .map_err(|e| TelemetryError::Install(e.to_string()))?;
     Ok(Telemetry { provider })
 }
 

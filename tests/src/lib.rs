@@ -7,6 +7,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use eligibility_client::Client;
 use eligibility_server::{
+    app::App,
     registry::Registry,
     server::{self, Config},
 };
@@ -18,6 +19,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Its registry (for assertions on internal state).
     pub registry: Arc<Registry>,
+    /// The whole application (watch hub, writer).
+    pub app: Arc<App>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
 }
@@ -36,20 +39,21 @@ impl TestServer {
     /// Starts a server on a given address (to restart one where its
     /// clients expect it).
     pub async fn start_at(config: Config, addr: SocketAddr) -> TestServer {
-        let registry = server::open(&config).await.expect("open store");
+        let app = server::open(&config).await.expect("open store");
+        let registry = app.registry.clone();
         let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let reg = registry.clone();
+        let served = app.clone();
         let cfg = config.clone();
         let handle = tokio::spawn(async move {
-            server::run(listener, reg, &cfg, async {
+            server::run(listener, served, &cfg, async {
                 let _ = rx.await;
             })
             .await
             .expect("server run");
         });
-        TestServer { addr, registry, shutdown: Some(tx), handle: Some(handle) }
+        TestServer { addr, registry, app, shutdown: Some(tx), handle: Some(handle) }
     }
 
     /// The server's URL.
@@ -76,7 +80,7 @@ impl TestServer {
             let _ = h.await;
         }
         self.shutdown.take();
-        self.registry.hub().shutdown();
+        self.app.shutdown();
         self.registry.store().close().await;
     }
 

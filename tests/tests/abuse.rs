@@ -48,11 +48,11 @@ async fn watchers_opened_and_dropped_are_released() {
                 .into_inner();
             streams.push(s);
         }
-        assert_eq!(server.registry.hub().stats().active.load(std::sync::atomic::Ordering::SeqCst), 1000);
+        assert_eq!(server.app.hub.stats().active.load(std::sync::atomic::Ordering::SeqCst), 1000);
         drop(streams);
         // The server notices the resets and releases every watcher.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while server.registry.hub().stats().active.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+        while server.app.hub.stats().active.load(std::sync::atomic::Ordering::SeqCst) != 0 {
             assert!(tokio::time::Instant::now() < deadline, "dropped watchers were not released");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use eligibility::proto::v1::{self as pb, read_point::Consistency};
 use eligibility_client::{EntryChange, WatchOptions, WatchStart, WriteOptions};
 use eligibility_e2e::{TestServer, cc, list};
-use eligibility_server::{registry::Limits, server::Config};
+use eligibility_server::{limits::Limits, server::Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 

@@ -9,7 +9,7 @@ use std::{
 
 use eligibility::proto::v1 as pb;
 use eligibility_e2e::TestServer;
-use eligibility_server::{config::LogFormat, telemetry};
+use eligibility_server::telemetry::{self, LogFormat};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},

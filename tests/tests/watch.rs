@@ -245,7 +245,7 @@ async fn a_slow_consumer_falls_back_to_the_log_and_misses_nothing() {
             .collect();
         client.apply(&changes, None, &WriteOptions::reason(format!("{i}"))).await.unwrap();
     }
-    let hub = server.registry.hub();
+    let hub = &server.app.hub;
     // The writer never waited for the watcher, and the shared feed holds at
     // most its capacity: the watcher's own buffer is a bounded channel of
     // `buffer` events; beyond that it holds only a cursor into the log.

@@ -1,4 +1,7 @@
-//! `eligibility.v1.AdminService`: the write RPCs.
+//! `eligibility.v1.AdminService`: the write RPCs. Decode, hand the values
+//! to the write side (which checks them), encode. Who may call which
+//! method is the auth layer's table; the handler only records the
+//! authenticated caller as the actor.
 
 use std::sync::Arc;
 
@@ -7,43 +10,40 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, invalid, to_status};
 use crate::{
-    auth::{Authenticator, Role},
+    app::App,
+    layers::auth::Caller,
     model::ListMeta,
-    registry::{EntryChange, ListPatch, Registry, WriteOptions, WriteResult},
+    reads::request,
+    writes::{EntryChange, ListPatch, WriteOptions, WriteResult},
 };
 
 /// The admin (write) service.
 pub struct AdminService {
-    registry: Arc<Registry>,
-    auth: Arc<Authenticator>,
+    app: Arc<App>,
 }
 
 impl AdminService {
-    /// A service over `registry`, guarded by `auth`.
-    pub fn new(registry: Arc<Registry>, auth: Arc<Authenticator>) -> Self {
-        AdminService { registry, auth }
+    /// A service over `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        AdminService { app }
     }
+}
 
-    /// Checks the caller's role and returns the actor to record: the
-    /// authenticated principal (a caller cannot claim another), or the
-    /// claimed actor when authentication is off.
-    fn actor<T>(&self, req: &Request<T>, needed: Role, what: &str, claimed: &str) -> Result<String, Status> {
-        match super::authorize(&self.auth, req, needed, what)? {
-            Some(p) if !claimed.is_empty() && claimed != p.name => Err(Status::permission_denied(format!(
+/// The options of a write, with the actor to record: the authenticated
+/// caller (who cannot claim to be another), or the claimed actor when the
+/// caller is anonymous (authentication off).
+fn options<T>(req: &Request<T>, o: Option<&pb::WriteOptions>) -> Result<WriteOptions, Status> {
+    let claimed = o.map(|o| o.actor.as_str()).unwrap_or("");
+    let actor = match req.extensions().get::<Caller>().and_then(|c| c.0.as_ref()) {
+        Some(p) if !claimed.is_empty() && claimed != p.name => {
+            return Err(Status::permission_denied(format!(
                 "options.actor {claimed:?} is not the authenticated principal {:?}; leave it empty",
                 p.name
-            ))),
-            Some(p) => Ok(p.name),
-            None => Ok(claimed.to_owned()),
+            )));
         }
-    }
-}
-
-fn claimed(o: Option<&pb::WriteOptions>) -> &str {
-    o.map(|o| o.actor.as_str()).unwrap_or("")
-}
-
-fn options(o: Option<&pb::WriteOptions>, actor: String) -> Result<WriteOptions, Status> {
+        Some(p) => p.name.clone(),
+        None => claimed.to_owned(),
+    };
     let o = o.ok_or_else(|| invalid("options", "required (at least options.reason)"))?;
     Ok(WriteOptions {
         actor,
@@ -63,75 +63,73 @@ fn finish(r: Result<WriteResult, crate::error::Error>) -> Result<Response<pb::Wr
         Err(_) => "failed",
     };
     metrics::counter!("eligibility_writes_total", "outcome" => outcome).increment(1);
-    r.map(response).map_err(to_status)
-}
-
-fn response(w: WriteResult) -> Response<pb::WriteResponse> {
-    Response::new(pb::WriteResponse {
-        revision: w.revision.0,
-        store_id: w.store_id.to_string(),
-        recorded: w.recorded,
-        replayed: w.replayed,
-        changeset: w.changeset.as_deref().map(cv::changeset),
+    r.map(|w| {
+        Response::new(pb::WriteResponse {
+            revision: w.revision.0,
+            store_id: w.store_id.to_string(),
+            recorded: w.recorded,
+            replayed: w.replayed,
+            changeset: w.changeset.as_deref().map(cv::changeset),
+        })
     })
+    .map_err(to_status)
 }
 
 #[tonic::async_trait]
 impl pb::admin_service_server::AdminService for AdminService {
     async fn create_list(&self, req: Request<pb::CreateListRequest>) -> Result<Response<pb::WriteResponse>, Status> {
-        let actor = self.actor(&req, Role::Admin, "CreateList", claimed(req.get_ref().options.as_ref()))?;
-        let r = req.into_inner();
-        let l = r.list.ok_or_else(|| invalid("list", "required"))?;
-        let id = cv::list_id("list.id", &l.id)?;
+        let opts = options(&req, req.get_ref().options.as_ref());
+        let l = req.into_inner().list.ok_or_else(|| invalid("list", "required"))?;
+        let id = request::list_id("list.id", &l.id).map_err(to_status)?;
         let meta = ListMeta {
             title: l.title,
             description: l.description,
             authority: l.authority,
             mode: cv::mode_from("list.mode", l.mode)?,
         };
-        let opts = options(r.options.as_ref(), actor)?;
-        finish(self.registry.create_list(id, meta, opts).await)
+        finish(self.app.writer.create_list(id, meta, opts?).await)
     }
 
     async fn update_list(&self, req: Request<pb::UpdateListRequest>) -> Result<Response<pb::WriteResponse>, Status> {
-        let actor = self.actor(&req, Role::Admin, "UpdateList", claimed(req.get_ref().options.as_ref()))?;
+        let opts = options(&req, req.get_ref().options.as_ref());
         let r = req.into_inner();
-        let id = cv::list_id("list_id", &r.list_id)?;
+        let id = request::list_id("list_id", &r.list_id).map_err(to_status)?;
         let patch = ListPatch { title: r.title, description: r.description, authority: r.authority };
-        let opts = options(r.options.as_ref(), actor)?;
-        finish(self.registry.update_list(id, patch, opts).await)
+        finish(self.app.writer.update_list(id, patch, opts?).await)
     }
 
     async fn apply(&self, req: Request<pb::ApplyRequest>) -> Result<Response<pb::WriteResponse>, Status> {
-        let actor = self.actor(&req, Role::Writer, "Apply", claimed(req.get_ref().options.as_ref()))?;
+        let opts = options(&req, req.get_ref().options.as_ref());
         let r = req.into_inner();
+        crate::writes::request::change_count(r.changes.len(), self.app.limits()).map_err(to_status)?;
         let mut changes = Vec::with_capacity(r.changes.len());
         for (i, c) in r.changes.iter().enumerate() {
             changes.push(EntryChange {
-                list: cv::list_id(&format!("changes[{i}].list_id"), &c.list_id)?,
-                country: cv::country(&format!("changes[{i}].country"), &c.country)?,
+                list: request::list_id(&format!("changes[{i}].list_id"), &c.list_id).map_err(to_status)?,
+                country: request::country(&format!("changes[{i}].country"), &c.country).map_err(to_status)?,
                 action: cv::action_from(&format!("changes[{i}].action"), c.action)?,
                 conditions: c.conditions.clone(),
             });
         }
         let effective_at = cv::timestamp("effective_at", r.effective_at.as_ref())?;
-        let opts = options(r.options.as_ref(), actor)?;
-        finish(self.registry.apply(changes, effective_at, opts).await)
+        finish(self.app.writer.apply(changes, effective_at, opts?).await)
     }
 
     async fn replace_members(
         &self,
         req: Request<pb::ReplaceMembersRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let actor = self.actor(&req, Role::Writer, "ReplaceMembers", claimed(req.get_ref().options.as_ref()))?;
+        let opts = options(&req, req.get_ref().options.as_ref());
         let r = req.into_inner();
-        let id = cv::list_id("list_id", &r.list_id)?;
+        let id = request::list_id("list_id", &r.list_id).map_err(to_status)?;
         let mut members = Vec::with_capacity(r.members.len());
         for (i, m) in r.members.into_iter().enumerate() {
-            members.push((cv::country(&format!("members[{i}].country"), &m.country)?, m.conditions));
+            members.push((
+                request::country(&format!("members[{i}].country"), &m.country).map_err(to_status)?,
+                m.conditions,
+            ));
         }
         let effective_at = cv::timestamp("effective_at", r.effective_at.as_ref())?;
-        let opts = options(r.options.as_ref(), actor)?;
-        finish(self.registry.replace_members(id, members, effective_at, opts).await)
+        finish(self.app.writer.replace_members(id, members, effective_at, opts?).await)
     }
 }

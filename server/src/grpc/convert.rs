@@ -3,14 +3,19 @@
 
 use std::time::Duration;
 
-use eligibility::{Country, ListId, Point, Timestamp, point_from_proto, proto::v1 as pb};
+use eligibility::{
+    Point, Timestamp,
+    error_info::{self, key, reason},
+    point_from_proto,
+    proto::v1 as pb,
+};
 use tonic::{Code, Status, metadata::MetadataMap};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
     error::Error,
     model::{Change, Changeset, EntryAction, ListMeta, ListMode},
-    registry::{Header, ListInfo},
+    reads::{Header, ListInfo},
     snapshot::{Decision, Event as EntryEvent},
     watch::Event,
 };
@@ -25,14 +30,11 @@ pub fn invalid(field: &str, message: &str) -> Status {
     )
 }
 
-/// The `google.rpc.ErrorInfo` domain of this API's errors.
-pub const ERROR_DOMAIN: &str = "eligibility.v1";
-
 /// A status with a machine-readable `ErrorInfo` (reason and metadata).
 fn info(code: Code, msg: String, reason: &str, metadata: &[(&str, String)]) -> Status {
     let md: std::collections::HashMap<String, String> =
         metadata.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-    Status::with_error_details(code, msg, ErrorDetails::with_error_info(reason, ERROR_DOMAIN, md))
+    Status::with_error_details(code, msg, ErrorDetails::with_error_info(reason, error_info::DOMAIN, md))
 }
 
 /// Maps a domain error to a status. Exhaustive on purpose.
@@ -45,15 +47,15 @@ pub fn to_status(e: Error) -> Status {
         Error::RevisionMismatch { expected, actual } => info(
             Code::Aborted,
             msg,
-            "REVISION_MISMATCH",
-            &[("expected_revision", expected.to_string()), ("actual_revision", actual.to_string())],
+            reason::REVISION_MISMATCH,
+            &[(key::EXPECTED_REVISION, expected.to_string()), (key::ACTUAL_REVISION, actual.to_string())],
         ),
         Error::RevisionOutOfRange { .. } => Status::out_of_range(msg),
         Error::StoreMismatch { ref actual, .. } => {
-            info(Code::FailedPrecondition, msg.clone(), "STORE_MISMATCH", &[("store_id", actual.clone())])
+            info(Code::FailedPrecondition, msg.clone(), reason::STORE_MISMATCH, &[(key::STORE_ID, actual.clone())])
         }
         Error::ResumeAhead { head, .. } => {
-            info(Code::FailedPrecondition, msg, "RESUME_AHEAD", &[("head_revision", head.to_string())])
+            info(Code::FailedPrecondition, msg, reason::RESUME_AHEAD, &[(key::HEAD_REVISION, head.to_string())])
         }
         Error::ResourceExhausted(_) => Status::resource_exhausted(msg),
         Error::NotYetAtRevision { .. } | Error::Unavailable(_) | Error::ShuttingDown => Status::unavailable(msg),
@@ -62,21 +64,6 @@ pub fn to_status(e: Error) -> Status {
             Status::internal(msg)
         }
     }
-}
-
-/// Parses a list id field.
-pub fn list_id(field: &str, value: &str) -> Result<ListId, Status> {
-    ListId::parse(value).map_err(|e| invalid(field, &e.to_string()))
-}
-
-/// Parses a country field.
-pub fn country(field: &str, value: &str) -> Result<Country, Status> {
-    Country::parse(value).map_err(|e| invalid(field, &e.to_string()))
-}
-
-/// Parses an optional country field ("" means none).
-pub fn opt_country(field: &str, value: &str) -> Result<Option<Country>, Status> {
-    if value.is_empty() { Ok(None) } else { country(field, value).map(Some) }
 }
 
 /// Parses a read point.

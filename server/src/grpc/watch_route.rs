@@ -38,10 +38,10 @@ async fn read_request(body: Body, max: usize) -> Result<pb::WatchRequest, Status
             }
             let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
             if len > max {
-                // The wording tonic uses, which the RPC layer reports as
-                // RESOURCE_EXHAUSTED like every other oversized request.
-                return Err(Status::out_of_range(format!(
-                    "Error, decoded message length too large: found {len} bytes, the limit is: {max} bytes"
+                // The limits layer refuses this before the route sees it;
+                // kept so the route is safe on its own.
+                return Err(Status::resource_exhausted(format!(
+                    "the request message is {len} bytes; the limit is {max} bytes"
                 )));
             }
             if buf.len() >= 5 + len {
@@ -253,8 +253,8 @@ mod tests {
             .await
             .expect("the oversized request was read to its end")
             .unwrap_err();
-        assert_eq!(err.code(), Code::OutOfRange);
-        assert!(err.message().contains("message length too large"), "{}", err.message());
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert!(err.message().contains("the limit is"), "{}", err.message());
     }
 
     #[tokio::test]

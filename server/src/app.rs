@@ -1,0 +1,71 @@
+//! The application: the registry with its read and write sides and the
+//! change stream, as every transport sees it. Built by
+//! [`crate::server::open`]; transports hold an `Arc<App>`.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use eligibility::Point;
+
+use crate::{
+    error::Result,
+    lifecycle::Shutdown,
+    limits::Limits,
+    reads::View,
+    registry::Registry,
+    store::Store,
+    watch::{Event, EventStream, Hub, WatchConfig, WatchRequest},
+    writes::Writer,
+};
+
+/// The registry, its writer and the watch hub, with the shutdown token
+/// that ends the hub's streams.
+pub struct App {
+    /// The registry (reads resolve views here).
+    pub registry: Arc<Registry>,
+    /// The write side.
+    pub writer: Writer,
+    /// The change stream's hub.
+    pub hub: Arc<Hub>,
+    shutdown: Shutdown,
+}
+
+impl App {
+    /// Loads the registry from `store` and wires the hub to it.
+    pub async fn open(store: Arc<dyn Store>, limits: Limits, watch: WatchConfig) -> Result<Arc<App>> {
+        let shutdown = Shutdown::new();
+        let hub = Arc::new(Hub::new(watch, shutdown.clone()));
+        let registry = Registry::open(store, limits, hub.clone()).await?;
+        Ok(Arc::new(App { writer: Writer::new(registry.clone()), registry, hub, shutdown }))
+    }
+
+    /// The token that stops the application's streams and tasks.
+    pub fn shutdown_token(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Ends every watch stream at once and signals background tasks to end
+    /// (graceful shutdown, or a simulated crash in tests).
+    pub fn shutdown(&self) {
+        self.shutdown.trigger();
+        self.hub.close();
+    }
+
+    /// The configured request limits.
+    pub fn limits(&self) -> &Limits {
+        self.registry.limits()
+    }
+
+    /// Resolves a read point (see [`Registry::view`]).
+    pub async fn view(&self, point: Point, wait: Option<Duration>, at_field: &'static str) -> Result<View> {
+        self.registry.view(point, wait, at_field).await
+    }
+
+    /// Opens a watch (see [`crate::watch::open`]).
+    pub async fn watch<T, F>(&self, req: WatchRequest, peer: Option<SocketAddr>, present: F) -> Result<EventStream<T>>
+    where
+        T: Send + 'static,
+        F: Fn(Event) -> T + Send + 'static,
+    {
+        crate::watch::open(&self.registry, &self.hub, req, peer, present).await
+    }
+}

@@ -1,0 +1,113 @@
+//! The server's configuration: what [`crate::server`] needs to start
+//! ([`Config`]), and where it comes from ([`settings`]: flags, environment
+//! variables and an optional TOML file, one declaration per setting).
+
+pub mod settings;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+pub use self::settings::{ConfigError, Resolved, Settings};
+use crate::{auth::AuthConfig, limits::Limits, store::PgOptions, watch::WatchConfig};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+/// What the server needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Directory of the embedded SQLite store.
+    pub data_dir: PathBuf,
+    /// Load the demo data into an empty store.
+    pub demo: bool,
+    /// Request limits.
+    pub limits: Limits,
+    /// Change-stream settings.
+    pub watch: WatchConfig,
+    /// HTTP/2 flow control and stream limits.
+    pub http2: Http2Config,
+    /// Use Postgres at this URL instead of the embedded store.
+    pub database_url: Option<String>,
+    /// Postgres pool settings.
+    pub postgres: PgOptions,
+    /// With Postgres: how often a replica re-reads the log even without a
+    /// notification.
+    pub tail_poll: Duration,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// TLS (and mutual TLS); `None` serves plaintext.
+    pub tls: Option<TlsFiles>,
+    /// Serve Prometheus metrics here (`None`: off).
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// HTTP/2 settings of the server's connections.
+///
+/// Many Watch streams share one connection in a typical deployment (a
+/// platform's services multiplex over a few channels). h2's default
+/// connection window (64 KiB, or tonic's 512 KiB) makes thousands of
+/// streams on one connection starve each other, and h2 guards against a
+/// flood of small frames relative to that window by sending GOAWAY
+/// `ENHANCE_YOUR_CALM`: about 2 000 Watch calls opened at once on one
+/// connection trigger it. The defaults here are sized for 10 000 streams
+/// over 4 connections (tested).
+#[derive(Clone, Debug)]
+pub struct Http2Config {
+    /// Connection-level receive window, bytes.
+    pub connection_window: u32,
+    /// Per-stream receive window, bytes.
+    pub stream_window: u32,
+    /// Concurrent streams per connection.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for Http2Config {
+    fn default() -> Self {
+        Http2Config { connection_window: 64 << 20, stream_window: 1 << 20, max_concurrent_streams: 20_000 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            demo: false,
+            limits: Limits::default(),
+            watch: WatchConfig::default(),
+            http2: Http2Config::default(),
+            database_url: None,
+            postgres: PgOptions::default(),
+            tail_poll: Duration::from_secs(1),
+            auth: AuthConfig::default(),
+            tls: None,
+            metrics_listen: None,
+        }
+    }
+}
+
+/// TLS files.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// CA (PEM) that client certificates must chain to; when set, clients
+    /// must present a certificate (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// The TLS configuration of the server (reads the files).
+    pub fn server_config(&self) -> Result<tonic::transport::ServerTlsConfig, ConfigError> {
+        let read =
+            |p: &PathBuf| std::fs::read(p).map_err(|e| ConfigError::File { path: p.clone(), message: e.to_string() });
+        let mut cfg = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(read(&self.cert)?, read(&self.key)?));
+        if let Some(ca) = &self.client_ca {
+            cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?)).client_auth_optional(false);
+        }
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,75 @@
+//! The Prometheus recorder and the `/metrics` endpoint.
+//!
+//! Series (all prefixed `eligibility_`):
+//! - `rpc_requests_total{method,code}`, `rpc_duration_seconds{method}`
+//! - `checks_total{decision}`: every Check/BatchCheck item, by decision
+//! - `writes_total{outcome}`: recorded, replayed, noop, failed
+//! - `revision`: the head this replica serves
+//! - `watchers`, `watch_fallbacks_total`: open streams, and times a slow
+//!   watcher was served from the log
+//! - `store_seconds{op}`: store latency by operation
+//! - `replication_lag_seconds`: with Postgres, how long after its commit a
+//!   changeset written elsewhere reached this replica
+//! - `resource_exhausted_total{reason}`: refused by a limit
+
+use std::sync::OnceLock;
+
+use http_body_util::Full;
+use hyper::{body::Bytes, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::lifecycle::Shutdown;
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder (once) and returns its handle; `None`
+/// if another recorder was installed first.
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
+                .ok()?
+                .install_recorder()
+                .map_err(|e| tracing::warn!(error = %e, "cannot install the metrics recorder"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Whether this process records metrics (a recorder was installed here).
+pub fn installed() -> bool {
+    HANDLE.get().is_some_and(Option::is_some)
+}
+
+/// Serves `GET /metrics` (Prometheus text format) until `shutdown`.
+pub async fn serve(listener: TcpListener, shutdown: Shutdown) {
+    let Some(handle) = handle() else { return };
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving metrics at /metrics");
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.triggered() => return,
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(_) => continue,
+            },
+        };
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| async move {
+                let resp = if req.uri().path() == "/metrics" {
+                    hyper::Response::builder()
+                        .header("content-type", "text/plain; version=0.0.4")
+                        .body(Full::new(Bytes::from(handle.render())))
+                } else {
+                    hyper::Response::builder().status(404).body(Full::new(Bytes::from_static(b"see /metrics\n")))
+                };
+                Ok::<_, std::convert::Infallible>(resp.expect("static response parts"))
+            });
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}

@@ -1,0 +1,232 @@
+//! Authentication and authorization as one tower layer, for every surface
+//! on the port: the method table says which role each method needs; the
+//! layer authenticates the caller, refuses what its role does not allow,
+//! and puts the [`Caller`] in the request's extensions for handlers that
+//! record an actor. Handlers never check roles. A method the table does
+//! not name is refused, so a new method is closed until someone decides
+//! who may call it.
+
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use tonic::{
+    Status,
+    transport::server::{TcpConnectInfo, TlsConnectInfo},
+};
+
+use crate::auth::{AuthError, Authenticator, Principal, Role};
+
+/// Who may call a method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, authenticated or not (health checks, reflection).
+    Public,
+    /// Callers with at least this role (reads with `reader` are open to
+    /// anonymous callers unless reads require authentication).
+    Role(Role),
+}
+
+/// Every method served, with who may call it.
+pub const METHODS: &[(&str, Access)] = &[
+    ("/eligibility.v1.EligibilityService/Check", Access::Role(Role::Reader)),
+    ("/eligibility.v1.EligibilityService/BatchCheck", Access::Role(Role::Reader)),
+    ("/eligibility.v1.EligibilityService/ListEntries", Access::Role(Role::Reader)),
+    ("/eligibility.v1.EligibilityService/ListLists", Access::Role(Role::Reader)),
+    ("/eligibility.v1.EligibilityService/GetList", Access::Role(Role::Reader)),
+    ("/eligibility.v1.EligibilityService/History", Access::Role(Role::Reader)),
+    ("/eligibility.v1.EligibilityService/Diff", Access::Role(Role::Reader)),
+    ("/eligibility.v1.EligibilityService/Watch", Access::Role(Role::Reader)),
+    ("/eligibility.v1.AdminService/CreateList", Access::Role(Role::Admin)),
+    ("/eligibility.v1.AdminService/UpdateList", Access::Role(Role::Admin)),
+    ("/eligibility.v1.AdminService/Apply", Access::Role(Role::Writer)),
+    ("/eligibility.v1.AdminService/ReplaceMembers", Access::Role(Role::Writer)),
+    ("/grpc.health.v1.Health/Check", Access::Public),
+    ("/grpc.health.v1.Health/Watch", Access::Public),
+    ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Access::Public),
+];
+
+/// The authenticated caller of a request (`None` inside: anonymous, or
+/// authentication is off), put in the request's extensions by the layer.
+#[derive(Clone, Debug, Default)]
+pub struct Caller(pub Option<Principal>);
+
+/// The layer: see the module docs.
+#[derive(Clone)]
+pub struct AuthLayer {
+    auth: Arc<Authenticator>,
+    methods: &'static [(&'static str, Access)],
+}
+
+impl AuthLayer {
+    /// Guards every method with [`METHODS`].
+    pub fn new(auth: Arc<Authenticator>) -> Self {
+        Self::with_methods(auth, METHODS)
+    }
+
+    /// Guards with another table (tests).
+    pub fn with_methods(auth: Arc<Authenticator>, methods: &'static [(&'static str, Access)]) -> Self {
+        AuthLayer { auth, methods }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService { inner, layer: self.clone() }
+    }
+}
+
+/// See [`AuthLayer`].
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    layer: AuthLayer,
+}
+
+impl AuthLayer {
+    /// Decides a request: the caller to hand on, or the refusal.
+    fn admit<B>(&self, req: &http::Request<B>) -> Result<Caller, Status> {
+        let path = req.uri().path();
+        let Some((_, access)) = self.methods.iter().find(|(m, _)| *m == path) else {
+            return Err(Status::unimplemented(format!(
+                "{path} is not a method of this server (it is not in the server's method table)"
+            )));
+        };
+        let Access::Role(needed) = *access else { return Ok(Caller(None)) };
+        if !self.auth.enabled() {
+            return Ok(Caller(None));
+        }
+        let bearer = match req.headers().get(http::header::AUTHORIZATION) {
+            None => None,
+            Some(v) => {
+                let v = v.to_str().map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
+                Some(
+                    v.strip_prefix("Bearer ")
+                        .ok_or_else(|| Status::unauthenticated("the authorization header must be `Bearer <token>`"))?,
+                )
+            }
+        };
+        let cn = req
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|i| i.peer_certs())
+            .and_then(|certs| certs.first().and_then(|c| crate::auth::common_name(c.as_ref())));
+        let method = path.rsplit('/').next().unwrap_or(path);
+        self.auth.authorize(bearer, cn.as_deref(), needed, method).map(Caller).map_err(|e| match e {
+            AuthError::Unauthenticated(m) => Status::unauthenticated(m),
+            AuthError::PermissionDenied(m) => Status::permission_denied(m),
+        })
+    }
+}
+
+impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        match self.layer.admit(&req) {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+                // The inner service was made ready by poll_ready; keep it
+                // and leave a fresh clone behind.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Box::pin(inner.call(req))
+            }
+            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tonic::Code;
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+    use crate::auth::{AuthConfig, hash_token};
+
+    /// Answers OK to anything, saying who called.
+    fn echo() -> impl tower::Service<
+        http::Request<()>,
+        Response = http::Response<tonic::body::Body>,
+        Error = Infallible,
+        Future = std::future::Ready<Result<http::Response<tonic::body::Body>, Infallible>>,
+    > + Clone {
+        tower::service_fn(|req: http::Request<()>| {
+            let who = req.extensions().get::<Caller>().and_then(|c| c.0.clone()).map(|p| p.name).unwrap_or_default();
+            let mut resp = http::Response::new(tonic::body::Body::empty());
+            resp.headers_mut().insert("x-caller", who.parse().unwrap());
+            std::future::ready(Ok(resp))
+        })
+    }
+
+    fn authenticator() -> (Arc<Authenticator>, tempfile::TempPath) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            format!("[[token]]\nprincipal = \"will\"\nrole = \"writer\"\nsha256 = \"{}\"\n", hash_token("w"))
+                .as_bytes(),
+        )
+        .unwrap();
+        let path = f.into_temp_path();
+        let auth =
+            Authenticator::new(AuthConfig { tokens_file: Some(path.to_path_buf()), require_auth_for_reads: false })
+                .unwrap();
+        (auth, path)
+    }
+
+    async fn call(layer: &AuthLayer, path: &str, token: Option<&str>) -> http::Response<tonic::body::Body> {
+        let mut req = http::Request::builder().uri(format!("http://x{path}"));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        layer.layer(echo()).oneshot(req.body(()).unwrap()).await.unwrap()
+    }
+
+    fn code(resp: &http::Response<tonic::body::Body>) -> Code {
+        resp.headers().get("grpc-status").map(|v| Code::from_bytes(v.as_bytes())).unwrap_or(Code::Ok)
+    }
+
+    #[tokio::test]
+    async fn a_method_is_refused_unless_the_table_names_it() {
+        let (auth, _file) = authenticator();
+        static WITHOUT_APPLY: &[(&str, Access)] =
+            &[("/eligibility.v1.EligibilityService/Check", Access::Role(Role::Reader))];
+        let narrow = AuthLayer::with_methods(auth.clone(), WITHOUT_APPLY);
+        let apply = "/eligibility.v1.AdminService/Apply";
+        assert_eq!(code(&call(&narrow, apply, Some("w")).await), Code::Unimplemented, "not in the table: refused");
+        assert_eq!(code(&call(&narrow, "/eligibility.v1.EligibilityService/Check", None).await), Code::Ok);
+        // The served table names Apply: a writer passes, as itself.
+        let full = AuthLayer::new(auth);
+        let resp = call(&full, apply, Some("w")).await;
+        assert_eq!(code(&resp), Code::Ok);
+        assert_eq!(resp.headers()["x-caller"], "will");
+        assert_eq!(code(&call(&full, apply, None).await), Code::Unauthenticated);
+        assert_eq!(
+            code(&call(&full, "/eligibility.v1.AdminService/CreateList", Some("w")).await),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            code(&call(&full, "/eligibility.v1.AdminService/DropEverything", Some("w")).await),
+            Code::Unimplemented
+        );
+        assert_eq!(code(&call(&full, "/grpc.health.v1.Health/Check", Some("nonsense")).await), Code::Ok, "public");
+    }
+}

@@ -1,0 +1,220 @@
+//! Limits as a layer: unary calls in flight server-wide (more are shed
+//! with `RESOURCE_EXHAUSTED`, so a flood is refused rather than queued),
+//! and the size of a request message, read from its gRPC length prefix
+//! before the message itself (`RESOURCE_EXHAUSTED`, the gRPC convention
+//! and what clients retry on; tonic's own check says `OUT_OF_RANGE`, which
+//! this API uses for revisions beyond the head).
+
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http_body::Frame;
+use http_body_util::BodyExt;
+use tonic::{Status, body::Body};
+
+/// Long-lived streams are limited elsewhere (watcher limits), not here.
+pub fn is_stream(path: &str) -> bool {
+    path.ends_with("/Watch") || path.ends_with("/ServerReflectionInfo")
+}
+
+/// Counts a refusal by a limit.
+pub fn exhausted(reason: &'static str) {
+    metrics::counter!("eligibility_resource_exhausted_total", "reason" => reason).increment(1);
+}
+
+/// See the module docs.
+#[derive(Clone)]
+pub struct LimitsLayer {
+    inflight: Arc<AtomicUsize>,
+    max_inflight: usize,
+    max_message: usize,
+}
+
+impl LimitsLayer {
+    /// At most `max_inflight` unary calls in progress at once; request
+    /// messages of at most `max_message` bytes.
+    pub fn new(max_inflight: usize, max_message: usize) -> Self {
+        LimitsLayer { inflight: Arc::new(AtomicUsize::new(0)), max_inflight, max_message }
+    }
+}
+
+impl<S> tower::Layer<S> for LimitsLayer {
+    type Service = LimitsService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        LimitsService { inner, layer: self.clone() }
+    }
+}
+
+/// See [`LimitsLayer`].
+#[derive(Clone)]
+pub struct LimitsService<S> {
+    inner: S,
+    layer: LimitsLayer,
+}
+
+struct InflightGuard(Option<Arc<AtomicUsize>>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if let Some(c) = &self.0 {
+            c.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<S> tower::Service<http::Request<Body>> for LimitsService<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let guard = if is_stream(req.uri().path()) {
+            InflightGuard(None)
+        } else {
+            let n = self.layer.inflight.fetch_add(1, Ordering::Relaxed) + 1;
+            let guard = InflightGuard(Some(self.layer.inflight.clone()));
+            if n > self.layer.max_inflight {
+                exhausted("concurrent_requests");
+                let status = Status::resource_exhausted(format!(
+                    "the server is at its limit of {} concurrent requests; retry with backoff",
+                    self.layer.max_inflight
+                ));
+                return Box::pin(async move {
+                    drop(guard);
+                    Ok(status.into_http())
+                });
+            }
+            guard
+        };
+        let max = self.layer.max_message;
+        // The inner service was made ready by poll_ready; keep that one and
+        // leave a fresh clone behind (the tower pattern for Clone services).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let body = match check_size(body, max).await {
+                Ok(body) => body,
+                Err(status) => {
+                    exhausted("message_size");
+                    return Ok(status.into_http());
+                }
+            };
+            let resp = inner.call(http::Request::from_parts(parts, body)).await;
+            drop(guard);
+            resp
+        })
+    }
+}
+
+/// Reads a request body up to its first message's 5-byte prefix and
+/// refuses a message over `max` bytes before reading it; otherwise hands
+/// on a body that yields what was read, then the rest.
+async fn check_size(mut body: Body, max: usize) -> Result<Body, Status> {
+    let mut head = BytesMut::new();
+    let mut trailers = None;
+    while head.len() < 5 {
+        match body.frame().await {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => head.extend_from_slice(&data),
+                Err(frame) => {
+                    trailers = Some(frame);
+                    break;
+                }
+            },
+            // An error or the end: the service reports it as it would.
+            Some(Err(e)) => {
+                return Ok(Body::new(Replay { head: head.freeze(), trailers: None, error: Some(e), rest: None }));
+            }
+            None => break,
+        }
+    }
+    if head.len() >= 5 {
+        let len = (&head[1..5]).get_u32() as usize;
+        if len > max {
+            return Err(Status::resource_exhausted(format!(
+                "the request message is {len} bytes; the limit is {max} bytes"
+            )));
+        }
+    }
+    let rest = if trailers.is_some() { None } else { Some(body) };
+    Ok(Body::new(Replay { head: head.freeze(), trailers, error: None, rest }))
+}
+
+/// A body that yields `head`, then `trailers` or `error` if one ended the
+/// read, then the `rest`.
+struct Replay {
+    head: Bytes,
+    trailers: Option<Frame<Bytes>>,
+    error: Option<Status>,
+    rest: Option<Body>,
+}
+
+impl http_body::Body for Replay {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if !self.head.is_empty() {
+            let head = std::mem::take(&mut self.head);
+            return Poll::Ready(Some(Ok(Frame::data(head))));
+        }
+        if let Some(t) = self.trailers.take() {
+            return Poll::Ready(Some(Ok(t)));
+        }
+        if let Some(e) = self.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        match self.rest.as_mut() {
+            Some(rest) => Pin::new(rest).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_empty()
+            && self.trailers.is_none()
+            && self.error.is_none()
+            && self.rest.as_ref().is_none_or(http_body::Body::is_end_stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::StreamBody;
+
+    use super::*;
+
+    fn body(chunks: &[&[u8]]) -> Body {
+        let frames: Vec<Result<Frame<Bytes>, Status>> =
+            chunks.iter().map(|c| Ok(Frame::data(Bytes::copy_from_slice(c)))).collect();
+        Body::new(StreamBody::new(tokio_stream::iter(frames)))
+    }
+
+    #[tokio::test]
+    async fn an_oversized_message_is_refused_by_its_prefix_and_others_pass_whole() {
+        let err = check_size(body(&[&[0, 0, 0], &[4, 1]]), 1024).await.expect_err("1025 > 1024");
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        let message = [0, 0, 0, 0, 3, b'a', b'b', b'c'];
+        let passed = check_size(body(&[&message[..2], &message[2..]]), 1024).await.expect("small");
+        assert_eq!(passed.collect().await.unwrap().to_bytes(), Bytes::copy_from_slice(&message));
+        let empty = check_size(body(&[]), 1024).await.expect("empty passes on");
+        assert!(empty.collect().await.unwrap().to_bytes().is_empty());
+    }
+}

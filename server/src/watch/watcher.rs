@@ -1,0 +1,211 @@
+//! One watcher: the per-stream loop that turns the live feed (or, when
+//! behind, the registry's log) into events, with no task or channel of its
+//! own: the stream is driven by its reader.
+
+use std::{collections::VecDeque, net::SocketAddr, pin::Pin, sync::Arc};
+
+use eligibility::Revision;
+use tokio::sync::broadcast;
+
+use super::{
+    Event, Filter, Start, WatchRequest,
+    hub::{Admission, FeedItem, Hub, Published},
+};
+use crate::{
+    error::{Error, Result},
+    reads::{View, present},
+    registry::Registry,
+    snapshot::Snapshot,
+};
+
+/// A watch stream of `T`s (each event as the transport sends it).
+pub type EventStream<T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send>>;
+
+/// Opens a watch: validates the request (store id, lists, resume
+/// revision) and returns its stream of events, each turned into what the
+/// transport sends by `present` inside the stream (one layer fewer to
+/// poll, per event, per watcher, than mapping the stream afterwards).
+/// The stream ends when the server shuts down; dropping it (the client
+/// went away) releases the watcher's place.
+pub async fn open<T, F>(
+    registry: &Arc<Registry>,
+    hub: &Arc<Hub>,
+    req: WatchRequest,
+    peer: Option<SocketAddr>,
+    present: F,
+) -> Result<EventStream<T>>
+where
+    T: Send + 'static,
+    F: Fn(Event) -> T + Send + 'static,
+{
+    let snap = registry.snapshot();
+    if let Some(expected) = &req.store_id
+        && expected != snap.store_id()
+    {
+        return Err(Error::StoreMismatch { expected: expected.clone(), actual: snap.store_id().to_owned() });
+    }
+    for l in &req.filter.lists {
+        snap.list_at(l, snap.revision())?;
+    }
+    if let Start::After(r) = req.start
+        && !registry.wait_for_head(r, hub.config.resume_wait).await
+    {
+        return Err(Error::ResumeAhead { requested: r, head: registry.head() });
+    }
+    let admission = hub.admit(peer)?;
+    let hub = hub.clone();
+    // Subscribe before reading any snapshot: see the module docs.
+    let feed = hub.feed.subscribe();
+    let watcher = Watcher {
+        registry: registry.clone(),
+        hub,
+        feed,
+        filter: req.filter,
+        cursor: Revision::ZERO,
+        owed: false,
+        out: VecDeque::new(),
+        start: Some(req.start),
+        quiet: true,
+        _admission: admission,
+    };
+    // The stream is driven by its reader (tonic polls it as the
+    // connection can take more): no task or channel per watcher. Boxed
+    // because `unfold` moves its state in and out for every event.
+    Ok(Box::pin(futures_util::stream::unfold((Box::new(watcher), present), |(mut w, present)| async move {
+        w.next().await.map(|e| (present(e), (w, present)))
+    })))
+}
+
+struct Watcher {
+    registry: Arc<Registry>,
+    hub: Arc<Hub>,
+    feed: broadcast::Receiver<FeedItem>,
+    filter: Filter,
+    cursor: Revision,
+    /// A revision was filtered out since the last event sent: a Progress is
+    /// owed once the watcher is idle.
+    owed: bool,
+    /// Events ready to go (at most a catch-up batch: `buffer` events).
+    out: VecDeque<Event>,
+    /// Where to start, until started.
+    start: Option<Start>,
+    /// Nothing was sent since the last heartbeat tick.
+    quiet: bool,
+    _admission: Admission,
+}
+
+impl Watcher {
+    fn send(&mut self, e: Event) {
+        self.quiet = false;
+        self.out.push_back(e);
+    }
+
+    fn emit(&mut self, snap: &Snapshot, item: &Arc<Published>) {
+        let cs = &item.changeset;
+        // Unfiltered watchers share the feed's item (and its encoding).
+        let shared = self.filter.is_all() && cs.activates.is_none() && !cs.changes.is_empty();
+        let presented = if shared { Some(item.clone()) } else { present(snap, cs, &self.filter).map(Published::new) };
+        self.cursor = cs.revision;
+        match presented {
+            Some(p) => {
+                self.owed = false;
+                self.send(Event::Changeset(p));
+            }
+            None => self.owed = true,
+        }
+    }
+
+    /// The next event; `None` at shutdown.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if self.hub.is_closing() {
+                return None;
+            }
+            if let Some(e) = self.out.pop_front() {
+                return Some(e);
+            }
+            if let Some(start) = self.start.take() {
+                let snap = self.registry.snapshot();
+                self.cursor = match start {
+                    Start::After(r) => r,
+                    Start::Now => snap.revision(),
+                    Start::Snapshot => {
+                        self.send_snapshot(&snap);
+                        snap.revision()
+                    }
+                };
+                continue;
+            }
+            // Behind the head (a resume, or fell behind the feed): serve
+            // from the log, a bounded batch at a time. (The head is read
+            // without taking a snapshot reference: live, on every poll,
+            // that is all this step costs.)
+            if self.cursor < self.registry.head() {
+                let snap = self.registry.snapshot();
+                let batch: Vec<Arc<Published>> = snap
+                    .changesets_after(self.cursor)
+                    .take(self.hub.config.buffer.max(1))
+                    .map(|cs| Published::new(cs.clone()))
+                    .collect();
+                for item in &batch {
+                    self.emit(&snap, item);
+                }
+                continue;
+            }
+            // Live: take changesets from the feed in order.
+            if self.owed && self.feed.is_empty() {
+                self.owed = false;
+                self.quiet = false;
+                return Some(Event::Progress(self.cursor));
+            }
+            // Unconstrained: the Watch response body spends the task's
+            // budget after each event it hands to h2 (see
+            // `grpc::watch_route::end_turn`), and a budget-checked `recv`
+            // would answer Pending and schedule one more poll of every
+            // watcher just to register for the next change.
+            match tokio::task::coop::unconstrained(self.feed.recv()).await {
+                Ok(FeedItem::Changeset(item)) => {
+                    let rev = item.changeset.revision;
+                    if rev == self.cursor.next() {
+                        if self.filter.is_all() && item.changeset.activates.is_none() {
+                            // The common case needs no snapshot.
+                            self.cursor = rev;
+                            self.owed = false;
+                            self.send(Event::Changeset(item));
+                        } else {
+                            let snap = self.registry.snapshot();
+                            self.emit(&snap, &item);
+                        }
+                    }
+                    // Older: a duplicate at the seam, skip. Newer: the feed
+                    // and the log disagree about what was published; the
+                    // log is authoritative (the next round reads it).
+                }
+                Ok(FeedItem::Tick) => {
+                    if std::mem::replace(&mut self.quiet, true) {
+                        self.owed = false;
+                        return Some(Event::Progress(self.cursor));
+                    }
+                }
+                Ok(FeedItem::Shutdown) | Err(broadcast::error::RecvError::Closed) => return None,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    self.hub.stats.fallbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    metrics::counter!("eligibility_watch_fallbacks_total").increment(1);
+                    tracing::info!(
+                        skipped = n,
+                        cursor = self.cursor.0,
+                        "watcher fell behind the live feed; serving it from the log"
+                    );
+                }
+            }
+        }
+    }
+
+    fn send_snapshot(&mut self, snap: &Arc<Snapshot>) {
+        let view = View::head(snap.clone());
+        for list in view.snapshot_lists(&self.filter) {
+            self.send(Event::SnapshotList(list));
+        }
+        self.send(Event::SnapshotEnd(view.revision(), view.as_of()));
+    }
+}

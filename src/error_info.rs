@@ -1,0 +1,30 @@
+//! The error contract's machine-readable part: the `google.rpc.ErrorInfo`
+//! domain, reasons and metadata keys this API sends with some statuses.
+//! The server writes them and the client reads them from here, so the two
+//! cannot drift apart.
+
+/// The `ErrorInfo.domain` of every error this API describes.
+pub const DOMAIN: &str = "eligibility.v1";
+
+/// `ErrorInfo.reason` values.
+pub mod reason {
+    /// `ABORTED`: the write's `expected_revision` is not the head.
+    pub const REVISION_MISMATCH: &str = "REVISION_MISMATCH";
+    /// `FAILED_PRECONDITION`: the request names another store's id.
+    pub const STORE_MISMATCH: &str = "STORE_MISMATCH";
+    /// `FAILED_PRECONDITION`: a watch resumes after a revision the server
+    /// has not reached.
+    pub const RESUME_AHEAD: &str = "RESUME_AHEAD";
+}
+
+/// `ErrorInfo.metadata` keys.
+pub mod key {
+    /// The revision the write expected (with `REVISION_MISMATCH`).
+    pub const EXPECTED_REVISION: &str = "expected_revision";
+    /// The head the write found (with `REVISION_MISMATCH`).
+    pub const ACTUAL_REVISION: &str = "actual_revision";
+    /// The server's store id (with `STORE_MISMATCH`).
+    pub const STORE_ID: &str = "store_id";
+    /// The server's head revision (with `RESUME_AHEAD`).
+    pub const HEAD_REVISION: &str = "head_revision";
+}
