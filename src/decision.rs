@@ -4,7 +4,58 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::proto::v1 as pb;
+use crate::{TypeError, proto::v1 as pb};
+
+impl TryFrom<i32> for ListMode {
+    type Error = TypeError;
+    fn try_from(v: i32) -> Result<Self, TypeError> {
+        ListMode::from_proto(v).ok_or(TypeError::Enum {
+            kind: "a list mode",
+            value: v,
+            expected: "LIST_MODE_ALLOWLIST or LIST_MODE_DENYLIST",
+        })
+    }
+}
+
+impl From<ListMode> for i32 {
+    fn from(m: ListMode) -> i32 {
+        m.to_proto()
+    }
+}
+
+impl TryFrom<i32> for EntryAction {
+    type Error = TypeError;
+    fn try_from(v: i32) -> Result<Self, TypeError> {
+        EntryAction::from_proto(v).ok_or(TypeError::Enum {
+            kind: "an entry action",
+            value: v,
+            expected: "ENTRY_ACTION_ADD or ENTRY_ACTION_REMOVE",
+        })
+    }
+}
+
+impl From<EntryAction> for i32 {
+    fn from(a: EntryAction) -> i32 {
+        a.to_proto()
+    }
+}
+
+impl TryFrom<i32> for DecisionReason {
+    type Error = TypeError;
+    fn try_from(v: i32) -> Result<Self, TypeError> {
+        DecisionReason::from_proto(v).ok_or(TypeError::Enum {
+            kind: "a decision reason",
+            value: v,
+            expected: "a DECISION_REASON_ value other than UNSPECIFIED",
+        })
+    }
+}
+
+impl From<DecisionReason> for i32 {
+    fn from(r: DecisionReason) -> i32 {
+        r.to_proto()
+    }
+}
 
 /// How a list's membership decides eligibility.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -27,7 +78,8 @@ pub enum EntryAction {
 }
 
 /// Why a check came out as it did.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DecisionReason {
     /// Allowlist member: eligible.
     Listed,
@@ -119,5 +171,32 @@ impl DecisionReason {
             pb::DecisionReason::DenylistRemoved => DecisionReason::DenylistRemoved,
             pb::DecisionReason::Unspecified => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule, pinned: the server and the client's mirror both answer
+    /// with [`decide`], so a change here changes both (and the end-to-end
+    /// test that compares them at every revision keeps them honest).
+    #[test]
+    fn the_rule() {
+        use DecisionReason::*;
+        use EntryAction::*;
+        use ListMode::*;
+        let table = [
+            (Allowlist, Some(Add), true, Listed),
+            (Allowlist, Some(Remove), false, Removed),
+            (Allowlist, None, false, NotListed),
+            (Denylist, Some(Add), false, Denylisted),
+            (Denylist, Some(Remove), true, DenylistRemoved),
+            (Denylist, None, true, NotDenylisted),
+        ];
+        for (mode, action, eligible, reason) in table {
+            assert_eq!(decide(mode, action), (eligible, reason), "{mode:?} {action:?}");
+            assert_eq!(DecisionReason::from_proto(reason.to_proto()), Some(reason));
+        }
     }
 }

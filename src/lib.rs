@@ -48,6 +48,16 @@ pub enum TypeError {
     /// Not a valid list id.
     #[error("{0:?} is not a valid list id (expected ^[a-z0-9][a-z0-9._-]{{0,62}}$)")]
     ListId(String),
+    /// Not a value of a wire enum (or its UNSPECIFIED value).
+    #[error("{value} is not {kind} (expected {expected})")]
+    Enum {
+        /// Which enum, with its article ("a list mode").
+        kind: &'static str,
+        /// The wire value.
+        value: i32,
+        /// Its valid names.
+        expected: &'static str,
+    },
     /// Not a valid time.
     #[error(
         "{0:?} is not a valid time (expected RFC 3339 like 2021-11-01T00:00:00Z or a date like 2021-11-01, years 1-9999)"

@@ -293,11 +293,11 @@ pub(crate) fn country(s: &str) -> Result<Country> {
 }
 
 pub(crate) fn mode(m: i32) -> Result<ListMode> {
-    ListMode::from_proto(m).ok_or_else(|| bad("list mode"))
+    ListMode::try_from(m).map_err(|e| bad(&e.to_string()))
 }
 
 pub(crate) fn action(a: i32) -> Result<EntryAction> {
-    EntryAction::from_proto(a).ok_or_else(|| bad("entry action"))
+    EntryAction::try_from(a).map_err(|e| bad(&e.to_string()))
 }
 
 pub(crate) fn deciding(d: Option<pb::DecidingChange>) -> Result<Option<DecidingChange>> {
@@ -317,7 +317,7 @@ pub(crate) fn deciding(d: Option<pb::DecidingChange>) -> Result<Option<DecidingC
 
 pub(crate) fn decision(d: Option<pb::Decision>) -> Result<Decision> {
     let d = d.ok_or_else(|| bad("missing decision"))?;
-    let reason = DecisionReason::from_proto(d.reason).ok_or_else(|| bad("decision reason"))?;
+    let reason = DecisionReason::try_from(d.reason).map_err(|e| bad(&e.to_string()))?;
     Ok(Decision {
         list: list_id(&d.list_id)?,
         country: country(&d.country)?,

@@ -264,76 +264,10 @@ impl Snapshot {
         let mut next = self.clone();
         let mut touched: Vec<ListId> = Vec::new();
         for change in &cs.changes {
-            let id = change.list();
-            if !touched.contains(id) {
-                touched.push(id.clone());
-            }
-            match change {
-                Change::CreateList { list, meta } => {
-                    if next.lists.contains_key(list) {
-                        return Err(Error::Corrupt(format!("revision {rev} creates existing list {list}")));
-                    }
-                    next.lists.insert(
-                        list.clone(),
-                        Arc::new(ListState {
-                            id: list.clone(),
-                            created: rev,
-                            versions: vec![(rev, meta.clone())],
-                            entries: OrdMap::new(),
-                            touching: Vector::new(),
-                        }),
-                    );
-                }
-                Change::UpdateList { list, meta } => {
-                    let l = next.list_mut(list, rev)?;
-                    l.versions.push((rev, meta.clone()));
-                }
-                Change::Entry { list, country, action, conditions } => {
-                    let event = Event {
-                        effective_at: cs.effective_at,
-                        revision: rev,
-                        action: *action,
-                        conditions: Arc::from(conditions.as_str()),
-                        changeset: cs.clone(),
-                    };
-                    let l = next.list_mut(list, rev)?;
-                    // Persistent vector: inserting shares all but a path of
-                    // the tree with the previous snapshot.
-                    let mut timeline = l.entries.get(country).cloned().unwrap_or_default();
-                    // This revision is the highest so far, so it goes after
-                    // every event with effective_at <= its own.
-                    let at = timeline
-                        .binary_search_by(|e| {
-                            if e.effective_at <= event.effective_at {
-                                std::cmp::Ordering::Less
-                            } else {
-                                std::cmp::Ordering::Greater
-                            }
-                        })
-                        .unwrap_or_else(|i| i);
-                    timeline.insert(at, event);
-                    l.entries.insert(*country, timeline);
-                }
-            }
+            touch(&mut touched, change.list());
+            next.apply_change(change, &cs)?;
         }
-        if cs.activates.is_none()
-            && cs.effective_at > cs.recorded_at
-            && cs.changes.iter().any(|c| matches!(c, Change::Entry { .. }))
-        {
-            next.pending.insert((cs.effective_at, rev));
-        }
-        if let Some(orig) = cs.activates {
-            // An activation entry belongs to the history of every list its
-            // original changeset touched.
-            if let Some(o) = self.changeset(orig) {
-                next.pending.remove(&(o.effective_at, orig));
-                for c in &o.changes {
-                    if !touched.contains(c.list()) {
-                        touched.push(c.list().clone());
-                    }
-                }
-            }
-        }
+        next.track_activation(&cs, self, &mut touched);
         for id in touched {
             next.list_mut(&id, rev)?.touching.push_back(rev);
         }
@@ -345,10 +279,88 @@ impl Snapshot {
         Ok(next)
     }
 
+    /// One change of changeset `cs`, applied in place.
+    fn apply_change(&mut self, change: &Change, cs: &Arc<Changeset>) -> Result<(), Error> {
+        let rev = cs.revision;
+        match change {
+            Change::CreateList { list, meta } => {
+                if self.lists.contains_key(list) {
+                    return Err(Error::Corrupt(format!("revision {rev} creates existing list {list}")));
+                }
+                let state = ListState {
+                    id: list.clone(),
+                    created: rev,
+                    versions: vec![(rev, meta.clone())],
+                    entries: OrdMap::new(),
+                    touching: Vector::new(),
+                };
+                self.lists.insert(list.clone(), Arc::new(state));
+            }
+            Change::UpdateList { list, meta } => self.list_mut(list, rev)?.versions.push((rev, meta.clone())),
+            Change::Entry { list, country, action, conditions } => {
+                let event = Event {
+                    effective_at: cs.effective_at,
+                    revision: rev,
+                    action: *action,
+                    conditions: Arc::from(conditions.as_str()),
+                    changeset: cs.clone(),
+                };
+                let l = self.list_mut(list, rev)?;
+                // Persistent vector: inserting shares all but a path of the
+                // tree with the previous snapshot.
+                let mut timeline = l.entries.get(country).cloned().unwrap_or_default();
+                // This revision is the highest so far, so it goes after every
+                // event with effective_at <= its own.
+                let at = timeline
+                    .binary_search_by(|e| {
+                        if e.effective_at <= event.effective_at {
+                            std::cmp::Ordering::Less
+                        } else {
+                            std::cmp::Ordering::Greater
+                        }
+                    })
+                    .unwrap_or_else(|i| i);
+                timeline.insert(at, event);
+                l.entries.insert(*country, timeline);
+            }
+        }
+        Ok(())
+    }
+
+    /// Future-dated changesets wait for their activation entry; an
+    /// activation entry ends that wait and belongs to the history of every
+    /// list its original changeset touched. `prev` is the snapshot before
+    /// `cs`.
+    fn track_activation(&mut self, cs: &Changeset, prev: &Snapshot, touched: &mut Vec<ListId>) {
+        match cs.activates {
+            None if cs.effective_at > cs.recorded_at
+                && cs.changes.iter().any(|c| matches!(c, Change::Entry { .. })) =>
+            {
+                self.pending.insert((cs.effective_at, cs.revision));
+            }
+            None => {}
+            Some(orig) => {
+                if let Some(o) = prev.changeset(orig) {
+                    self.pending.remove(&(o.effective_at, orig));
+                    for c in &o.changes {
+                        touch(touched, c.list());
+                    }
+                }
+            }
+        }
+    }
+
     fn list_mut(&mut self, id: &ListId, rev: Revision) -> Result<&mut ListState, Error> {
         self.lists
             .get_mut(id)
             .map(Arc::make_mut)
             .ok_or_else(|| Error::Corrupt(format!("revision {rev} changes unknown list {id}")))
+    }
+}
+
+/// Adds `id` to the lists a changeset touched (once).
+fn touch(touched: &mut Vec<ListId>, id: &ListId) {
+    if !touched.contains(id) {
+        touched.push(id.clone());
     }
 }

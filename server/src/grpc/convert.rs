@@ -110,16 +110,12 @@ pub fn header(h: &Header) -> pb::ResponseHeader {
 
 /// List mode from wire.
 pub fn mode_from(field: &str, m: i32) -> Result<ListMode, Status> {
-    ListMode::from_proto(m).ok_or_else(|| {
-        invalid(field, &format!("{m} is not a list mode (expected LIST_MODE_ALLOWLIST or LIST_MODE_DENYLIST)"))
-    })
+    ListMode::try_from(m).map_err(|e| invalid(field, &e.to_string()))
 }
 
 /// Entry action from wire.
 pub fn action_from(field: &str, a: i32) -> Result<EntryAction, Status> {
-    EntryAction::from_proto(a).ok_or_else(|| {
-        invalid(field, &format!("{a} is not an entry action (expected ENTRY_ACTION_ADD or ENTRY_ACTION_REMOVE)"))
-    })
+    EntryAction::try_from(a).map_err(|e| invalid(field, &e.to_string()))
 }
 
 /// A list (metadata at some revision) to wire.

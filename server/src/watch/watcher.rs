@@ -125,15 +125,7 @@ impl Watcher {
                 return Some(e);
             }
             if let Some(start) = self.start.take() {
-                let snap = self.registry.snapshot();
-                self.cursor = match start {
-                    Start::After(r) => r,
-                    Start::Now => snap.revision(),
-                    Start::Snapshot => {
-                        self.send_snapshot(&snap);
-                        snap.revision()
-                    }
-                };
+                self.begin(start);
                 continue;
             }
             // Behind the head (a resume, or fell behind the feed): serve
@@ -141,15 +133,7 @@ impl Watcher {
             // without taking a snapshot reference: live, on every poll,
             // that is all this step costs.)
             if self.cursor < self.registry.head() {
-                let snap = self.registry.snapshot();
-                let batch: Vec<Arc<Published>> = snap
-                    .changesets_after(self.cursor)
-                    .take(self.hub.config.buffer.max(1))
-                    .map(|cs| Published::new(cs.clone()))
-                    .collect();
-                for item in &batch {
-                    self.emit(&snap, item);
-                }
+                self.read_log();
                 continue;
             }
             // Live: take changesets from the feed in order.
@@ -164,23 +148,7 @@ impl Watcher {
             // would answer Pending and schedule one more poll of every
             // watcher just to register for the next change.
             match tokio::task::coop::unconstrained(self.feed.recv()).await {
-                Ok(FeedItem::Changeset(item)) => {
-                    let rev = item.changeset.revision;
-                    if rev == self.cursor.next() {
-                        if self.filter.is_all() && item.changeset.activates.is_none() {
-                            // The common case needs no snapshot.
-                            self.cursor = rev;
-                            self.owed = false;
-                            self.send(Event::Changeset(item));
-                        } else {
-                            let snap = self.registry.snapshot();
-                            self.emit(&snap, &item);
-                        }
-                    }
-                    // Older: a duplicate at the seam, skip. Newer: the feed
-                    // and the log disagree about what was published; the
-                    // log is authoritative (the next round reads it).
-                }
+                Ok(FeedItem::Changeset(item)) => self.take_live(item),
                 Ok(FeedItem::Tick) => {
                     if std::mem::replace(&mut self.quiet, true) {
                         self.owed = false;
@@ -188,17 +156,64 @@ impl Watcher {
                     }
                 }
                 Ok(FeedItem::Shutdown) | Err(broadcast::error::RecvError::Closed) => return None,
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    self.hub.stats.fallbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    metrics::counter!("eligibility_watch_fallbacks_total").increment(1);
-                    tracing::info!(
-                        skipped = n,
-                        cursor = self.cursor.0,
-                        "watcher fell behind the live feed; serving it from the log"
-                    );
-                }
+                Err(broadcast::error::RecvError::Lagged(skipped)) => self.lagged(skipped),
             }
         }
+    }
+
+    /// Sets the cursor where the watch starts (sending the snapshot first
+    /// when asked).
+    fn begin(&mut self, start: Start) {
+        let snap = self.registry.snapshot();
+        self.cursor = match start {
+            Start::After(r) => r,
+            Start::Now => snap.revision(),
+            Start::Snapshot => {
+                self.send_snapshot(&snap);
+                snap.revision()
+            }
+        };
+    }
+
+    /// Prepares the next batch (at most `buffer` changesets) from the log.
+    fn read_log(&mut self) {
+        let snap = self.registry.snapshot();
+        let batch: Vec<Arc<Published>> = snap
+            .changesets_after(self.cursor)
+            .take(self.hub.config.buffer.max(1))
+            .map(|cs| Published::new(cs.clone()))
+            .collect();
+        for item in &batch {
+            self.emit(&snap, item);
+        }
+    }
+
+    /// A changeset from the live feed: the next one is sent; an older one
+    /// is a duplicate at the seam, skipped; a newer one means the feed and
+    /// the log disagree about what was published, and the log is
+    /// authoritative (the next round reads it).
+    fn take_live(&mut self, item: Arc<Published>) {
+        let rev = item.changeset.revision;
+        if rev != self.cursor.next() {
+            return;
+        }
+        if self.filter.is_all() && item.changeset.activates.is_none() {
+            // The common case needs no snapshot.
+            self.cursor = rev;
+            self.owed = false;
+            self.send(Event::Changeset(item));
+        } else {
+            let snap = self.registry.snapshot();
+            self.emit(&snap, &item);
+        }
+    }
+
+    /// The watcher fell behind the live feed: counted, and served from the
+    /// log (its cursor is behind the head now).
+    fn lagged(&mut self, skipped: u64) {
+        self.hub.stats.fallbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!("eligibility_watch_fallbacks_total").increment(1);
+        tracing::info!(skipped, cursor = self.cursor.0, "watcher fell behind the live feed; serving it from the log");
     }
 
     fn send_snapshot(&mut self, snap: &Arc<Snapshot>) {

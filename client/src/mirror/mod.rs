@@ -15,6 +15,8 @@
 //! staleness bound (no word from the server for that long) a check fails
 //! closed: an error, never a possibly stale "eligible".
 
+mod state;
+
 use std::{
     collections::BTreeSet,
     sync::{
@@ -29,11 +31,12 @@ use eligibility::{Country, ListId, Revision, Timestamp};
 use tokio::sync::{broadcast, watch};
 use tokio_stream::StreamExt;
 
+use self::state::{EMPTY, MState, find, from_snapshot, now};
 use crate::{
     client::{Client, RetryPolicy},
     error::{Error, Result},
-    types::{Change, Changeset, DecidingChange, DecisionReason, EntryAction, List, ListMode},
-    watch::{ConnectionState, SnapshotList, WatchEvent, WatchOptions, WatchStart, WatchStream},
+    types::{Changeset, DecidingChange, DecisionReason, EntryAction, List},
+    watch::{ConnectionState, WatchEvent, WatchOptions, WatchStart, WatchStream},
 };
 
 /// Mirror settings.
@@ -134,56 +137,6 @@ pub struct MirrorStatus {
     pub store_id: String,
     /// The stream's state (e.g. the last error while reconnecting).
     pub connection: ConnectionState,
-}
-
-#[derive(Clone, Debug)]
-struct MEvent {
-    effective_at: Timestamp,
-    revision: Revision,
-    action: EntryAction,
-    conditions: Arc<str>,
-    deciding: Arc<DecidingChange>,
-}
-
-/// Slot of a country in a list's table: its two letters as base-26.
-fn slot(c: Country) -> usize {
-    let b = c.alpha2().as_bytes();
-    (b[0] - b'A') as usize * 26 + (b[1] - b'A') as usize
-}
-
-const SLOTS: usize = 26 * 26;
-
-static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
-
-#[derive(Clone, Debug)]
-struct MList {
-    id: ListId,
-    meta: List,
-    /// Per-country timelines, sorted by (effective_at, revision), indexed by
-    /// [`slot`]: a check is an array index, no hashing.
-    timelines: Vec<Option<Arc<Vec<MEvent>>>>,
-}
-
-impl MList {
-    fn new(meta: List) -> Self {
-        MList { id: meta.id.clone(), meta, timelines: vec![None; SLOTS] }
-    }
-
-    fn push(&mut self, country: Country, e: MEvent) {
-        let t = self.timelines[slot(country)].get_or_insert_with(Default::default);
-        let v = Arc::make_mut(t);
-        let at = v.partition_point(|x| (x.effective_at, x.revision) <= (e.effective_at, e.revision));
-        v.insert(at, e);
-    }
-}
-
-#[derive(Clone, Debug, Default)]
-struct MState {
-    ready: bool,
-    revision: Revision,
-    base: Option<Timestamp>,
-    store_id: String,
-    lists: Vec<MList>,
 }
 
 struct Inner {
@@ -314,19 +267,9 @@ impl Mirror {
 
     fn decide(&self, list: &ListId, country: Country, as_of: Timestamp) -> Result<MirrorDecision> {
         let state = self.inner.state.load();
-        let Some(l) = state.lists.iter().find(|l| l.id == *list) else {
-            return Err(Error::NotFound(format!("list \"{list}\" is not in this mirror")));
-        };
-        let deciding =
-            l.timelines[slot(country)].as_ref().and_then(|t| t.iter().rev().find(|e| e.effective_at <= as_of));
-        let (eligible, reason) = match (l.meta.mode, deciding.map(|e| e.action)) {
-            (ListMode::Allowlist, Some(EntryAction::Add)) => (true, DecisionReason::Listed),
-            (ListMode::Allowlist, Some(EntryAction::Remove)) => (false, DecisionReason::Removed),
-            (ListMode::Allowlist, None) => (false, DecisionReason::NotListed),
-            (ListMode::Denylist, Some(EntryAction::Add)) => (false, DecisionReason::Denylisted),
-            (ListMode::Denylist, Some(EntryAction::Remove)) => (true, DecisionReason::DenylistRemoved),
-            (ListMode::Denylist, None) => (true, DecisionReason::NotDenylisted),
-        };
+        let (l, deciding) = find(&state, list, country, as_of)?;
+        // The rule is the API crate's, the server's own: they cannot differ.
+        let (eligible, reason) = eligibility::decide(l.meta.mode, deciding.map(|e| e.action));
         Ok(MirrorDecision {
             eligible,
             reason,
@@ -385,93 +328,6 @@ impl Mirror {
     }
 }
 
-fn event(
-    change_rev: Revision,
-    effective_at: Timestamp,
-    action: EntryAction,
-    conditions: &str,
-    d: &Arc<DecidingChange>,
-) -> MEvent {
-    MEvent { effective_at, revision: change_rev, action, conditions: Arc::from(conditions), deciding: d.clone() }
-}
-
-fn find<'a>(
-    state: &'a MState,
-    list: &ListId,
-    country: Country,
-    as_of: Timestamp,
-) -> Result<(&'a MList, Option<&'a MEvent>)> {
-    let Some(l) = state.lists.iter().find(|l| l.id == *list) else {
-        return Err(Error::NotFound(format!("list \"{list}\" is not in this mirror")));
-    };
-    let deciding = l.timelines[slot(country)].as_ref().and_then(|t| t.iter().rev().find(|e| e.effective_at <= as_of));
-    Ok((l, deciding))
-}
-
-/// The current time for checks. On Linux, the coarse real-time clock: the
-/// precise one costs about 40 ns in a VM here (most of a check's budget),
-/// the coarse one about 6 ns, at the price of a few milliseconds of
-/// resolution, which is immaterial for legal effective times.
-#[cfg(target_os = "linux")]
-fn now() -> Timestamp {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE
-    // exists on every Linux since 2.6.32.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    if rc != 0 {
-        return Timestamp::now();
-    }
-    Timestamp::from_micros(ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000).unwrap_or_else(Timestamp::now)
-}
-
-/// The current time for checks.
-#[cfg(not(target_os = "linux"))]
-fn now() -> Timestamp {
-    Timestamp::now()
-}
-
-fn deciding_of(c: &Changeset, action: EntryAction) -> Arc<DecidingChange> {
-    Arc::new(DecidingChange {
-        revision: c.revision,
-        effective_at: c.effective_at,
-        recorded_at: c.recorded_at,
-        actor: c.actor.clone(),
-        reason: c.reason.clone(),
-        reference: c.reference.clone(),
-        action,
-    })
-}
-
-fn apply_entries(state: &mut MState, c: &Changeset) {
-    let (add, remove) = (deciding_of(c, EntryAction::Add), deciding_of(c, EntryAction::Remove));
-    for ch in &c.changes {
-        if let Change::Entry { list, country, action, conditions } = ch
-            && let Some(l) = state.lists.iter_mut().find(|l| l.id == *list)
-        {
-            let d = if *action == EntryAction::Add { &add } else { &remove };
-            l.push(*country, event(c.revision, c.effective_at, *action, conditions, d));
-        }
-    }
-}
-
-fn from_snapshot(lists: Vec<SnapshotList>, revision: Revision, as_of: Timestamp, store_id: String) -> MState {
-    let mut state = MState { ready: true, revision, base: Some(as_of), store_id, lists: Vec::new() };
-    for s in lists {
-        let mut l = MList::new(s.list);
-        for e in s.entries.iter().chain(s.removed.iter()) {
-            if let Some(d) = &e.deciding_change {
-                let d = Arc::new(d.clone());
-                l.push(e.country, event(d.revision, d.effective_at, d.action, &e.conditions, &d));
-            }
-        }
-        state.lists.push(l);
-        for p in &s.pending {
-            apply_entries(&mut state, p);
-        }
-    }
-    state
-}
-
 async fn run(inner: Arc<Inner>, mut stream: WatchStream) {
     let mut conn = stream.state_changes();
     loop {
@@ -503,28 +359,7 @@ async fn run(inner: Arc<Inner>, mut stream: WatchStream) {
             }
             WatchEvent::Progress(r) => (r > old.revision).then(|| MState { revision: r, ..(*old).clone() }),
             WatchEvent::Changeset(c) => {
-                let mut s = (*old).clone();
-                s.revision = c.revision;
-                if c.activates.is_none() {
-                    for ch in &c.changes {
-                        match ch {
-                            Change::ListCreated(l) if inner.filter.is_empty() || inner.filter.contains(&l.id) => {
-                                s.lists.push(MList::new(l.clone()))
-                            }
-                            Change::ListUpdated(l) => {
-                                if let Some(m) = s.lists.iter_mut().find(|m| m.id == l.id) {
-                                    let mode = m.meta.mode;
-                                    m.meta = List { mode, ..l.clone() };
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    // Activation entries repeat changes the mirror already
-                    // holds (at their original revision and effective
-                    // time): applying them again could reorder them.
-                    apply_entries(&mut s, &c);
-                }
+                let s = old.with_changeset(&c, &inner.filter);
                 let now = Timestamp::now();
                 applied = Some(AppliedChange {
                     activation: c.activates.is_some(),
