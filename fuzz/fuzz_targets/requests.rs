@@ -10,7 +10,6 @@ use eligibility::proto::v1::{
     self as pb, admin_service_server::AdminService as _, eligibility_service_server::EligibilityService as _,
 };
 use eligibility_server::{
-    auth::{AuthConfig, Authenticator},
     grpc::{AdminService, EligibilityService},
     server::{self, Config},
 };
@@ -35,11 +34,10 @@ fn world() -> &'static World {
         // input).
         config.limits.max_wait = Duration::from_millis(2);
         config.watch.resume_wait = Duration::from_millis(2);
-        let registry = rt.block_on(server::open(&config)).expect("open the demo store");
-        let auth = Authenticator::new(AuthConfig::default()).expect("auth");
+        let app = rt.block_on(server::open(&config)).expect("open the demo store");
         World {
-            query: EligibilityService::new(registry.clone(), auth.clone()),
-            admin: AdminService::new(registry, auth),
+            query: EligibilityService::new(app.clone()),
+            admin: AdminService::new(app),
             rt,
             _dir: dir,
         }

@@ -8,6 +8,7 @@
 
 mod args;
 mod input;
+mod json;
 mod render;
 mod run;
 
