@@ -6,56 +6,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::{TypeError, proto::v1 as pb};
 
-impl TryFrom<i32> for ListMode {
-    type Error = TypeError;
-    fn try_from(v: i32) -> Result<Self, TypeError> {
-        ListMode::from_proto(v).ok_or(TypeError::Enum {
-            kind: "a list mode",
-            value: v,
-            expected: "LIST_MODE_ALLOWLIST or LIST_MODE_DENYLIST",
-        })
-    }
+/// `TryFrom<i32>` (the wire value; UNSPECIFIED and unknown values are
+/// errors) and `From<Self> for i32`, over `from_proto`/`to_proto`.
+macro_rules! wire_enum {
+    ($t:ty, $kind:literal, $expected:literal) => {
+        impl TryFrom<i32> for $t {
+            type Error = TypeError;
+            fn try_from(v: i32) -> Result<Self, TypeError> {
+                <$t>::from_proto(v).ok_or(TypeError::Enum { kind: $kind, value: v, expected: $expected })
+            }
+        }
+
+        impl From<$t> for i32 {
+            fn from(v: $t) -> i32 {
+                v.to_proto()
+            }
+        }
+    };
 }
 
-impl From<ListMode> for i32 {
-    fn from(m: ListMode) -> i32 {
-        m.to_proto()
-    }
-}
-
-impl TryFrom<i32> for EntryAction {
-    type Error = TypeError;
-    fn try_from(v: i32) -> Result<Self, TypeError> {
-        EntryAction::from_proto(v).ok_or(TypeError::Enum {
-            kind: "an entry action",
-            value: v,
-            expected: "ENTRY_ACTION_ADD or ENTRY_ACTION_REMOVE",
-        })
-    }
-}
-
-impl From<EntryAction> for i32 {
-    fn from(a: EntryAction) -> i32 {
-        a.to_proto()
-    }
-}
-
-impl TryFrom<i32> for DecisionReason {
-    type Error = TypeError;
-    fn try_from(v: i32) -> Result<Self, TypeError> {
-        DecisionReason::from_proto(v).ok_or(TypeError::Enum {
-            kind: "a decision reason",
-            value: v,
-            expected: "a DECISION_REASON_ value other than UNSPECIFIED",
-        })
-    }
-}
-
-impl From<DecisionReason> for i32 {
-    fn from(r: DecisionReason) -> i32 {
-        r.to_proto()
-    }
-}
+wire_enum!(ListMode, "a list mode", "LIST_MODE_ALLOWLIST or LIST_MODE_DENYLIST");
+wire_enum!(EntryAction, "an entry action", "ENTRY_ACTION_ADD or ENTRY_ACTION_REMOVE");
+wire_enum!(DecisionReason, "a decision reason", "a DECISION_REASON_ value other than UNSPECIFIED");
 
 /// How a list's membership decides eligibility.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]

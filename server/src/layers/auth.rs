@@ -7,10 +7,11 @@
 //! who may call it.
 
 use std::{
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
+
+use futures_util::future::Either;
 
 use tonic::{
     Status,
@@ -48,8 +49,9 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Access::Public),
 ];
 
-/// The authenticated caller of a request (`None` inside: anonymous, or
-/// authentication is off), put in the request's extensions by the layer.
+/// The authenticated caller of a request, put in the request's extensions
+/// by the layer. Absent (or `None` inside): anonymous, or authentication
+/// is off.
 #[derive(Clone, Debug, Default)]
 pub struct Caller(pub Option<Principal>);
 
@@ -131,7 +133,8 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    // Either the inner call or the refusal, unboxed: no allocation per call.
+    type Future = Either<std::future::Ready<Result<Self::Response, Self::Error>>, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -140,14 +143,19 @@ where
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         match self.layer.admit(&req) {
             Ok(caller) => {
-                req.extensions_mut().insert(caller);
+                // Only a principal is worth an extension (inserting the
+                // first one allocates the request's extension map): an
+                // absent `Caller` means anonymous.
+                if caller.0.is_some() {
+                    req.extensions_mut().insert(caller);
+                }
                 // The inner service was made ready by poll_ready; keep it
                 // and leave a fresh clone behind.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                Box::pin(inner.call(req))
+                Either::Right(inner.call(req))
             }
-            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+            Err(status) => Either::Left(std::future::ready(Ok(status.into_http()))),
         }
     }
 }

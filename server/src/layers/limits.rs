@@ -127,12 +127,20 @@ where
 /// refuses a message over `max` bytes before reading it; otherwise hands
 /// on a body that yields what was read, then the rest.
 async fn check_size(mut body: Body, max: usize) -> Result<Body, Status> {
-    let mut head = BytesMut::new();
+    let mut head = Bytes::new();
     let mut trailers = None;
+    let mut error = None;
     while head.len() < 5 {
         match body.frame().await {
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => head.extend_from_slice(&data),
+                // The common case, a whole message in the first frame, is
+                // kept as it is; only a prefix split across frames is copied.
+                Ok(data) if head.is_empty() => head = data,
+                Ok(data) => {
+                    let mut joined = BytesMut::from(&head[..]);
+                    joined.extend_from_slice(&data);
+                    head = joined.freeze();
+                }
                 Err(frame) => {
                     trailers = Some(frame);
                     break;
@@ -140,7 +148,8 @@ async fn check_size(mut body: Body, max: usize) -> Result<Body, Status> {
             },
             // An error or the end: the service reports it as it would.
             Some(Err(e)) => {
-                return Ok(Body::new(Replay { head: head.freeze(), trailers: None, error: Some(e), rest: None }));
+                error = Some(e);
+                break;
             }
             None => break,
         }
@@ -153,8 +162,8 @@ async fn check_size(mut body: Body, max: usize) -> Result<Body, Status> {
             )));
         }
     }
-    let rest = if trailers.is_some() { None } else { Some(body) };
-    Ok(Body::new(Replay { head: head.freeze(), trailers, error: None, rest }))
+    let rest = (trailers.is_none() && error.is_none()).then_some(body);
+    Ok(Body::new(Replay { head, trailers, error, rest }))
 }
 
 /// A body that yields `head`, then `trailers` or `error` if one ended the
@@ -214,6 +223,8 @@ mod tests {
         let message = [0, 0, 0, 0, 3, b'a', b'b', b'c'];
         let passed = check_size(body(&[&message[..2], &message[2..]]), 1024).await.expect("small");
         assert_eq!(passed.collect().await.unwrap().to_bytes(), Bytes::copy_from_slice(&message));
+        let whole = check_size(body(&[&message]), 1024).await.expect("small, in one frame");
+        assert_eq!(whole.collect().await.unwrap().to_bytes(), Bytes::copy_from_slice(&message));
         let empty = check_size(body(&[]), 1024).await.expect("empty passes on");
         assert!(empty.collect().await.unwrap().to_bytes().is_empty());
     }
