@@ -24,6 +24,15 @@ pub fn is_stream(path: &str) -> bool {
     path.ends_with("/Watch") || path.ends_with("/ServerReflectionInfo")
 }
 
+/// Whether a request's body is gRPC-framed (a 5-byte prefix per message):
+/// gRPC, and binary gRPC-Web; not gRPC-Web's base64 text form, not JSON.
+fn grpc_framed(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc") && !ct.starts_with("application/grpc-web-text"))
+}
+
 /// Counts a refusal by a limit.
 pub fn exhausted(reason: &'static str) {
     metrics::counter!("eligibility_resource_exhausted_total", "reason" => reason).increment(1);
@@ -102,21 +111,28 @@ where
             }
             guard
         };
-        let max = self.layer.max_message;
+        // Only gRPC framing has a prefix to read; other bodies are limited
+        // by their own surface.
+        let max = grpc_framed(req.headers()).then_some(self.layer.max_message);
         // The inner service was made ready by poll_ready; keep that one and
         // leave a fresh clone behind (the tower pattern for Clone services).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let (parts, body) = req.into_parts();
-            let body = match check_size(body, max).await {
-                Ok(body) => body,
-                Err(status) => {
-                    exhausted("message_size");
-                    return Ok(status.into_http());
+            let req = match max {
+                Some(max) => {
+                    let (parts, body) = req.into_parts();
+                    match check_size(body, max).await {
+                        Ok(body) => http::Request::from_parts(parts, body),
+                        Err(status) => {
+                            exhausted("message_size");
+                            return Ok(status.into_http());
+                        }
+                    }
                 }
+                None => req,
             };
-            let resp = inner.call(http::Request::from_parts(parts, body)).await;
+            let resp = inner.call(req).await;
             drop(guard);
             resp
         })
@@ -214,6 +230,18 @@ mod tests {
         let frames: Vec<Result<Frame<Bytes>, Status>> =
             chunks.iter().map(|c| Ok(Frame::data(Bytes::copy_from_slice(c)))).collect();
         Body::new(StreamBody::new(tokio_stream::iter(frames)))
+    }
+
+    #[test]
+    fn only_grpc_framed_bodies_have_a_prefix_to_check() {
+        let with = |ct: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+            grpc_framed(&h)
+        };
+        assert!(with("application/grpc") && with("application/grpc+proto") && with("application/grpc-web+proto"));
+        assert!(!with("application/json") && !with("application/grpc-web-text") && !with("text/event-stream"));
+        assert!(!grpc_framed(&http::HeaderMap::new()));
     }
 
     #[tokio::test]
