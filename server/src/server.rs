@@ -9,6 +9,10 @@ use eligibility::proto::v1::{
 };
 use tokio::net::TcpListener;
 use tonic::transport::server::{Router, TcpIncoming};
+use tonic_reflection::pb::{
+    v1::server_reflection_server::ServerReflectionServer,
+    v1alpha::server_reflection_server::ServerReflectionServer as AlphaServer,
+};
 use tower::layer::util::{Identity, Stack};
 
 pub use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, Http2Config, TlsFiles};
@@ -16,7 +20,10 @@ use crate::{
     app::App,
     auth::Authenticator,
     error::{Error, Result},
-    grpc::{AdminService, EligibilityRoute, EligibilityService},
+    grpc::{
+        AdminService, EligibilityRoute, EligibilityService,
+        reflection::{Descriptors, ReflectionV1, ReflectionV1Alpha},
+    },
     layers::{auth::AuthLayer, limits::LimitsLayer, metrics::MetricsLayer},
     lifecycle::Tasks,
     limits::Limits,
@@ -130,14 +137,18 @@ async fn routes<L: Clone>(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<EligibilityServiceServer<EligibilityService>>().await;
     health.set_serving::<AdminServiceServer<AdminService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(eligibility::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| Error::Config(format!("reflection: {e}")))?;
+    let descriptors = Descriptors::new(&[
+        eligibility::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ])
+    .map(Arc::new)
+    .map_err(|e| Error::Config(format!("reflection: {e}")))?;
     Ok(builder
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(ServerReflectionServer::new(ReflectionV1(descriptors.clone())))
+        .add_service(AlphaServer::new(ReflectionV1Alpha(descriptors)))
         .add_service(EligibilityRoute::new(EligibilityService::new(app.clone()), max_msg))
         .add_service(AdminServiceServer::new(AdminService::new(app.clone())).max_decoding_message_size(max_msg)))
 }

@@ -125,3 +125,47 @@ async fn health_and_reflection_are_served() {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
 }
+
+#[tokio::test]
+async fn reflection_v1alpha_sends_a_file_with_its_imports() {
+    use prost::Message;
+    use tokio_stream::StreamExt;
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), false).await;
+    let channel = tonic::transport::Endpoint::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let mut refl = ServerReflectionClient::new(channel);
+    let ask = |m: MessageRequest| ServerReflectionRequest { host: String::new(), message_request: Some(m) };
+    let requests = vec![
+        ask(MessageRequest::ListServices(String::new())),
+        ask(MessageRequest::FileContainingSymbol("eligibility.v1.AdminService".into())),
+        ask(MessageRequest::FileContainingSymbol("eligibility.v1.NoSuchThing".into())),
+    ];
+    let answers: Vec<_> = refl
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = &answers[0].message_response else { panic!() };
+    assert!(list.service.iter().any(|s| s.name == "eligibility.v1.AdminService"), "{list:?}");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = &answers[1].message_response else { panic!() };
+    let names: Vec<String> = files
+        .file_descriptor_proto
+        .iter()
+        .map(|f| prost_types::FileDescriptorProto::decode(&f[..]).unwrap().name().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["eligibility/v1/admin.proto", "google/protobuf/timestamp.proto", "eligibility/v1/types.proto"],
+        "the file, then what it imports (once each)"
+    );
+    let Some(MessageResponse::ErrorResponse(e)) = &answers[2].message_response else { panic!() };
+    assert_eq!(e.error_code, tonic::Code::NotFound as i32);
+    assert!(e.error_message.contains("NoSuchThing"), "{e:?}");
+}

@@ -4,6 +4,7 @@
 mod admin;
 pub mod convert;
 mod query;
+pub mod reflection;
 mod watch_route;
 
 pub use admin::AdminService;

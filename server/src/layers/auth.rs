@@ -47,6 +47,7 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/grpc.health.v1.Health/Check", Access::Public),
     ("/grpc.health.v1.Health/Watch", Access::Public),
     ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Access::Public),
+    ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", Access::Public),
 ];
 
 /// The authenticated caller of a request, put in the request's extensions
