@@ -37,8 +37,51 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .install_recorder()
                 .map_err(|e| tracing::warn!(error = %e, "cannot install the metrics recorder"))
                 .ok()
+                .inspect(|_| describe())
         })
         .as_ref()
+}
+
+/// Every documented series, with its help text, and every counter and
+/// gauge whose labels are known in advance at 0: dashboards and alerts see
+/// them on an idle replica, before the first call.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "eligibility_rpc_requests_total",
+        "RPCs by method and final status code (a stream counts when it ends)"
+    );
+    describe_histogram!(
+        "eligibility_rpc_duration_seconds",
+        Unit::Seconds,
+        "RPC duration by method: until the answer (unary) or the end of the stream"
+    );
+    describe_counter!("eligibility_checks_total", "Check and BatchCheck items answered, by decision");
+    describe_counter!("eligibility_writes_total", "Write RPCs by outcome: recorded, replayed, noop, failed");
+    describe_gauge!("eligibility_revision", "The head revision this replica serves");
+    describe_gauge!("eligibility_watchers", "Watch streams open now");
+    describe_counter!(
+        "eligibility_watch_fallbacks_total",
+        "Times a watcher fell behind the live feed and was served from the log"
+    );
+    describe_histogram!("eligibility_store_seconds", Unit::Seconds, "Store latency by operation (append, read)");
+    describe_gauge!(
+        "eligibility_replication_lag_seconds",
+        "How far this replica is behind the store: 0 at the head; while catching up, the age of the newest changeset read"
+    );
+    describe_counter!("eligibility_resource_exhausted_total", "Requests and streams refused by a limit, by limit");
+    for decision in ["listed", "not_listed", "removed", "denylisted", "not_denylisted", "denylist_removed"] {
+        metrics::counter!("eligibility_checks_total", "decision" => decision).absolute(0);
+    }
+    for outcome in ["recorded", "replayed", "noop", "failed"] {
+        metrics::counter!("eligibility_writes_total", "outcome" => outcome).absolute(0);
+    }
+    for reason in ["concurrent_requests", "message_size", "watchers", "watchers_per_connection"] {
+        metrics::counter!("eligibility_resource_exhausted_total", "reason" => reason).absolute(0);
+    }
+    metrics::counter!("eligibility_watch_fallbacks_total").absolute(0);
+    metrics::gauge!("eligibility_watchers").set(0.0);
+    metrics::gauge!("eligibility_replication_lag_seconds").set(0.0);
 }
 
 /// Whether this process records metrics (a recorder was installed here).

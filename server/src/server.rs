@@ -69,6 +69,11 @@ pub async fn run(
     let mut tasks = Tasks::new(app.shutdown_token().clone());
     if let Some(maddr) = config.metrics_listen {
         crate::exporter::handle();
+        // What was set before the recorder existed (the revision loaded at
+        // open) is set again.
+        metrics::gauge!("eligibility_revision").set(app.registry.head().0 as f64);
+        let watchers = app.hub.stats().active.load(std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!("eligibility_watchers").set(watchers as f64);
         let l = TcpListener::bind(maddr)
             .await
             .map_err(|e| Error::Config(format!("cannot listen for metrics on {maddr}: {e}")))?;

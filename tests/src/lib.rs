@@ -203,7 +203,10 @@ pub struct Proxy {
 #[derive(Default)]
 struct ProxyState {
     cut: std::sync::atomic::AtomicBool,
+    black_hole: std::sync::atomic::AtomicBool,
     conns: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Connections accepted in black-hole mode: held open, never answered.
+    held: std::sync::Mutex<Vec<tokio::net::TcpStream>>,
 }
 
 impl Proxy {
@@ -216,6 +219,10 @@ impl Proxy {
         let st = state.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                if st.black_hole.load(Ordering::SeqCst) {
+                    st.held.lock().unwrap().push(inbound);
+                    continue;
+                }
                 if st.cut.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
@@ -239,9 +246,20 @@ impl Proxy {
         }
     }
 
-    /// Accepts connections again.
+    /// Traffic black-holed, as a network partition looks: open connections
+    /// are dropped, new ones are accepted and never answered.
+    pub fn black_hole(&self) {
+        self.state.black_hole.store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in self.state.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    /// Accepts and forwards connections again.
     pub fn restore(&self) {
         self.state.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.state.black_hole.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.state.held.lock().unwrap().clear();
     }
 }
 

@@ -168,3 +168,32 @@ async fn postgres_outage_reads_answer_writes_fail_clearly_nothing_missing_after(
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgres_black_holed_every_write_fails_within_the_acquire_timeout() {
+    let Some(db) = pg_test_db("black_holed_postgres").await else { return };
+    let proxy = Proxy::start(db.server_addr()).await;
+    // The tailer re-reads often, so a write would meet it holding the
+    // store if it could.
+    let config = Config { tail_poll: Duration::from_millis(100), ..replica(&db.url_via(proxy.addr)) };
+    let acquire = config.postgres.acquire_timeout;
+    let a = TestServer::start_with(config).await;
+    let c = a.client().await;
+    setup(&c).await;
+    proxy.black_hole();
+    for i in 0..4 {
+        let started = std::time::Instant::now();
+        let err = c
+            .apply(&[EntryChange::add(&list("l"), cc("FR"))], None, &WriteOptions::reason(format!("during {i}")))
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+        assert!(
+            took < acquire + Duration::from_millis(700),
+            "write {i} failed after {took:?} (acquire timeout {acquire:?})"
+        );
+    }
+    proxy.restore();
+    a.stop().await;
+}

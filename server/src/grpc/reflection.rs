@@ -108,23 +108,40 @@ macro_rules! reflection_service {
 
         impl $name {
             fn answer(&self, req: $pb::ServerReflectionRequest) -> $pb::ServerReflectionResponse {
-                use $pb::{server_reflection_request::MessageRequest as Ask, server_reflection_response::MessageResponse as Say};
+                use $pb::{
+                    server_reflection_request::MessageRequest as Ask,
+                    server_reflection_response::MessageResponse as Say,
+                };
                 let files = |r: Result<Vec<Vec<u8>>, Status>| match r {
-                    Ok(file_descriptor_proto) => Say::FileDescriptorResponse($pb::FileDescriptorResponse { file_descriptor_proto }),
-                    Err(s) => Say::ErrorResponse($pb::ErrorResponse { error_code: s.code() as i32, error_message: s.message().to_owned() }),
+                    Ok(file_descriptor_proto) => {
+                        Say::FileDescriptorResponse($pb::FileDescriptorResponse { file_descriptor_proto })
+                    }
+                    Err(s) => Say::ErrorResponse($pb::ErrorResponse {
+                        error_code: s.code() as i32,
+                        error_message: s.message().to_owned(),
+                    }),
                 };
                 let said = match &req.message_request {
                     Some(Ask::FileByFilename(name)) => files(self.0.file_with_imports(name)),
                     Some(Ask::FileContainingSymbol(symbol)) => files(self.0.symbol_file(symbol)),
                     // No extensions are declared here: the answer is empty
                     // (grpcurl expects a success).
-                    Some(Ask::AllExtensionNumbersOfType(t)) => Say::AllExtensionNumbersResponse($pb::ExtensionNumberResponse {
-                        base_type_name: t.clone(),
-                        extension_number: Vec::new(),
-                    }),
-                    Some(Ask::FileContainingExtension(_)) => files(Err(Status::not_found("no extensions are declared"))),
+                    Some(Ask::AllExtensionNumbersOfType(t)) => {
+                        Say::AllExtensionNumbersResponse($pb::ExtensionNumberResponse {
+                            base_type_name: t.clone(),
+                            extension_number: Vec::new(),
+                        })
+                    }
+                    Some(Ask::FileContainingExtension(_)) => {
+                        files(Err(Status::not_found("no extensions are declared")))
+                    }
                     Some(Ask::ListServices(_)) => Say::ListServicesResponse($pb::ListServiceResponse {
-                        service: self.0.services.iter().map(|name| $pb::ServiceResponse { name: name.clone() }).collect(),
+                        service: self
+                            .0
+                            .services
+                            .iter()
+                            .map(|name| $pb::ServiceResponse { name: name.clone() })
+                            .collect(),
                     }),
                     None => files(Err(Status::invalid_argument("the request names nothing to reflect on"))),
                 };
@@ -171,7 +188,10 @@ mod tests {
         for dep in ["eligibility/v1/types.proto", "google/protobuf/timestamp.proto"] {
             assert_eq!(got.iter().filter(|n| *n == dep).count(), 1, "{dep} once in {got:?}");
         }
-        assert_eq!(names(d.symbol_file(".eligibility.v1.CheckRequest").unwrap())[0], "eligibility/v1/eligibility.proto");
+        assert_eq!(
+            names(d.symbol_file(".eligibility.v1.CheckRequest").unwrap())[0],
+            "eligibility/v1/eligibility.proto"
+        );
         assert!(d.symbol_file("eligibility.v1.EligibilityService.Check").is_ok(), "methods are symbols");
         assert!(d.symbol_file("eligibility.v1.Nope").is_err());
         assert!(d.services.contains(&"grpc.health.v1.Health".to_owned()));

@@ -19,11 +19,6 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use tonic::{Status, body::Body};
 
-/// Long-lived streams are limited elsewhere (watcher limits), not here.
-pub fn is_stream(path: &str) -> bool {
-    path.ends_with("/Watch") || path.ends_with("/ServerReflectionInfo")
-}
-
 /// Whether a request's body is gRPC-framed (a 5-byte prefix per message):
 /// gRPC, and binary gRPC-Web; not gRPC-Web's base64 text form, not JSON.
 fn grpc_framed(headers: &http::HeaderMap) -> bool {
@@ -93,7 +88,8 @@ where
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let guard = if is_stream(req.uri().path()) {
+        // Long-lived streams are limited elsewhere (watcher limits), not here.
+        let guard = if super::is_stream(req.uri().path()) {
             InflightGuard(None)
         } else {
             let n = self.layer.inflight.fetch_add(1, Ordering::Relaxed) + 1;

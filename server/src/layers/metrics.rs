@@ -9,7 +9,7 @@ use std::{
     time::Instant,
 };
 
-use tonic::Code;
+use tonic::{Code, body::Body};
 
 use crate::exporter::installed;
 
@@ -32,12 +32,12 @@ pub struct MetricsService<S> {
 
 impl<S, B> tower::Service<http::Request<B>> for MetricsService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     B: Send + 'static,
 {
-    type Response = http::Response<tonic::body::Body>;
+    type Response = http::Response<Body>;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -54,11 +54,21 @@ where
         // leave a fresh clone behind (the tower pattern for Clone services).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let stream = super::is_stream(req.uri().path());
         Box::pin(
             async move {
                 let resp = inner.call(req).await?;
-                record(method, grpc_code(&resp), started);
-                Ok(resp)
+                match grpc_code(&resp) {
+                    // A stream under way: counted, with its duration, by the
+                    // status it ends with.
+                    Some(Code::Ok) | None if stream => {
+                        Ok(resp.map(|body| Body::new(Counted { inner: body, method, started, done: false })))
+                    }
+                    code => {
+                        record(method, code.unwrap_or(Code::Ok), started);
+                        Ok(resp)
+                    }
+                }
             }
             .instrument(span),
         )
@@ -100,9 +110,68 @@ fn record(method: &'static str, code: Code, started: Instant) {
 }
 
 /// The status of a response that carries it in its headers (errors are
-/// "trailers-only" responses); otherwise OK so far.
-fn grpc_code(resp: &http::Response<tonic::body::Body>) -> Code {
-    resp.headers().get("grpc-status").map(|v| Code::from_bytes(v.as_bytes())).unwrap_or(Code::Ok)
+/// "trailers-only" responses); `None` when it will come in the trailers.
+fn grpc_code(resp: &http::Response<Body>) -> Option<Code> {
+    resp.headers().get("grpc-status").map(|v| Code::from_bytes(v.as_bytes()))
+}
+
+/// A streaming response's body, recorded when it ends: with the status of
+/// its trailers, of its error, or CANCELLED when it is dropped before its
+/// end (the client went away).
+struct Counted {
+    inner: Body,
+    method: &'static str,
+    started: Instant,
+    done: bool,
+}
+
+impl Counted {
+    fn finish(&mut self, code: Code) {
+        if !std::mem::replace(&mut self.done, true) {
+            record(self.method, code, self.started);
+        }
+    }
+}
+
+impl http_body::Body for Counted {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, tonic::Status>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let code = trailers.get("grpc-status").map(|v| Code::from_bytes(v.as_bytes()));
+                    self.finish(code.unwrap_or(Code::Unknown));
+                }
+            }
+            Poll::Ready(Some(Err(status))) => {
+                let code = status.code();
+                self.finish(code);
+            }
+            Poll::Ready(None) => self.finish(Code::Ok),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.finish(Code::Cancelled);
+    }
 }
 
 /// The `method` label values: a bounded set (never the raw path).

@@ -135,27 +135,58 @@ impl Registry {
     /// Applies every changeset the store has beyond the current snapshot.
     /// Callers hold the write lock.
     pub(crate) async fn catch_up(&self) -> Result<()> {
-        loop {
-            let head = self.current.load().revision();
-            let started = std::time::Instant::now();
-            let batch = self.store.read_after(head, LOAD_BATCH).await.map_err(store_error)?;
-            metrics::histogram!("eligibility_store_seconds", "op" => "read").record(started.elapsed().as_secs_f64());
-            if let Some(last) = batch.last() {
-                // How long after its commit the newest changeset reached
-                // this replica (meaningful when another replica wrote it).
-                let lag = Timestamp::now().as_micros().saturating_sub(last.recorded_at.as_micros()).max(0);
-                metrics::gauge!("eligibility_replication_lag_seconds").set(lag as f64 / 1e6);
-            }
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let old = self.current.load_full();
-            let mut snap = (*old).clone();
-            for cs in batch {
-                snap = snap.apply(cs)?;
-            }
-            self.publish(snap, old.revision());
+        while let Some(batch) = self.read_batch(self.head()).await? {
+            self.apply_batch(batch)?;
         }
+        Ok(())
+    }
+
+    /// Like [`Registry::catch_up`], for the tailer: the store is read
+    /// without the write lock, which is taken only to apply what was read,
+    /// so a slow or unreachable store never makes a writer wait on the
+    /// tailer's read (a write fails within its own acquire timeout, every
+    /// time).
+    pub(crate) async fn tail(&self) -> Result<()> {
+        loop {
+            let from = self.head();
+            let Some(batch) = self.read_batch(from).await? else { return Ok(()) };
+            let _guard = self.lock_writes().await;
+            // A writer moved the head meanwhile: what was read may overlap
+            // what it absorbed; read again from the new head.
+            if self.head() == from {
+                self.apply_batch(batch)?;
+            }
+        }
+    }
+
+    /// The next changesets after `head`, `None` at the store's head.
+    async fn read_batch(&self, head: Revision) -> Result<Option<Vec<Changeset>>> {
+        let started = std::time::Instant::now();
+        let batch = self.store.read_after(head, LOAD_BATCH).await.map_err(store_error)?;
+        metrics::histogram!("eligibility_store_seconds", "op" => "read").record(started.elapsed().as_secs_f64());
+        let Some(last) = batch.last() else {
+            // At the store's head: no lag (an alert on lag must clear once
+            // the replica has caught up).
+            metrics::gauge!("eligibility_replication_lag_seconds").set(0.0);
+            return Ok(None);
+        };
+        // How long after its commit the newest changeset reached this
+        // replica (meaningful when another replica wrote it).
+        let lag = Timestamp::now().as_micros().saturating_sub(last.recorded_at.as_micros()).max(0);
+        metrics::gauge!("eligibility_replication_lag_seconds").set(lag as f64 / 1e6);
+        Ok(Some(batch))
+    }
+
+    /// Applies changesets that follow the current head. Callers hold the
+    /// write lock.
+    fn apply_batch(&self, batch: Vec<Changeset>) -> Result<()> {
+        let old = self.current.load_full();
+        let mut snap = (*old).clone();
+        for cs in batch {
+            snap = snap.apply(cs)?;
+        }
+        self.publish(snap, old.revision());
+        Ok(())
     }
 
     /// Brings a changeset this replica just committed into memory: applied

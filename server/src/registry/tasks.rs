@@ -19,10 +19,7 @@ impl Registry {
                 r = signal.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(poll) => {}
             }
-            let result = {
-                let _guard = self.lock_writes().await;
-                self.catch_up().await
-            };
+            let result = self.tail().await;
             match result {
                 Ok(()) if failing => {
                     failing = false;
