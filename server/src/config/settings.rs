@@ -81,8 +81,16 @@ fn positive_usize(key: &'static str, v: &usize) -> Result<(), String> {
 }
 
 fn h2_window(key: &'static str, v: &u32) -> Result<(), String> {
-    if *v < 65_535 { Err(format!("{key} {v} must be at least 65535 (HTTP/2's minimum)")) } else { Ok(()) }
+    match *v {
+        65_535..=MAX_H2_WINDOW => Ok(()),
+        _ => Err(format!(
+            "{key} {v} must be at least 65535 (HTTP/2's minimum) and at most {MAX_H2_WINDOW} (its maximum)"
+        )),
+    }
 }
+
+/// HTTP/2's largest flow-control window, 2^31 - 1.
+const MAX_H2_WINDOW: u32 = (1 << 31) - 1;
 
 // `Check<T>` takes `&T`: these check `String` and `PathBuf` settings.
 #[allow(clippy::ptr_arg)]
@@ -171,6 +179,38 @@ macro_rules! settings {
         pub const KEYS: &[&str] = &[$(stringify!($name),)* $(stringify!($oname),)*];
 
         impl Settings {
+            /// The settings of a parsed config file: each key read as its
+            /// setting's type, so an error names the key and the file.
+            fn from_table(mut table: toml::Table, path: &Path) -> Result<Settings, ConfigError> {
+                fn take<T: serde::de::DeserializeOwned>(
+                    table: &mut toml::Table,
+                    key: &'static str,
+                    path: &Path,
+                ) -> Result<Option<T>, ConfigError> {
+                    table
+                        .remove(key)
+                        .map(|v| v.try_into::<T>())
+                        .transpose()
+                        .map_err(|e| ConfigError::Invalid {
+                            key,
+                            from: Source::File(path.to_owned()),
+                            message: format!("{key}: {}", e.message().trim_end()),
+                        })
+                }
+                let settings = Settings {
+                    $( $name: take(&mut table, stringify!($name), path)?, )*
+                    $( $oname: take(&mut table, stringify!($oname), path)?, )*
+                    ..Settings::default()
+                };
+                if let Some(unknown) = table.keys().next() {
+                    return Err(ConfigError::File {
+                        path: path.to_owned(),
+                        message: format!("unknown key {unknown:?} (the keys are: {})", KEYS.join(", ")),
+                    });
+                }
+                Ok(settings)
+            }
+
             fn merge(&self, file: &Settings, file_path: Option<&Path>) -> Result<Effective, ConfigError> {
                 let source = |key: &'static str, given_here: bool, in_file: bool| match (given_here, in_file, file_path) {
                     (true, _, _) => Source::FlagOrEnv(key),
@@ -219,7 +259,7 @@ settings! {
     log_level: String = "info".to_owned(), any;
     /// Maximum items in one BatchCheck.
     max_batch: usize = Limits::default().max_batch, positive_usize;
-    /// Longest wait for a read's min_revision, ms.
+    /// Longest wait for a read's min_revision, ms (0: answer UNAVAILABLE at once).
     max_wait_ms: u64 = millis(Limits::default().max_wait), any;
     /// Watch heartbeat interval when idle, ms.
     progress_interval_ms: u64 = millis(WatchConfig::default().progress_interval), positive;
@@ -234,9 +274,9 @@ settings! {
     /// Postgres pool size.
     pg_max_connections: u32 = PgOptions::default().max_connections, positive;
     /// How long a query waits for a Postgres connection, ms.
-    pg_acquire_timeout_ms: u64 = millis(PgOptions::default().acquire_timeout), any;
+    pg_acquire_timeout_ms: u64 = millis(PgOptions::default().acquire_timeout), positive;
     /// With Postgres: re-read the log at least this often, ms.
-    tail_poll_ms: u64 = millis(Config::default().tail_poll), any;
+    tail_poll_ms: u64 = millis(Config::default().tail_poll), positive;
     /// Require at least the reader role for reads.
     require_auth_for_reads: bool = false, any;
     /// Largest request message, bytes.
@@ -322,7 +362,9 @@ impl Settings {
         let Some(path) = &self.config else { return Ok(Settings::default()) };
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::File { path: path.clone(), message: format!("cannot read config file: {e}") })?;
-        toml::from_str(&text).map_err(|e| ConfigError::File { path: path.clone(), message: e.to_string() })
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| ConfigError::File { path: path.clone(), message: e.to_string() })?;
+        Settings::from_table(table, path)
     }
 
     /// Flags/environment (self) over the file over the defaults, validated.
@@ -421,68 +463,5 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-    }
-
-    #[test]
-    fn flags_beat_the_file_which_beats_defaults() {
-        let flags = Settings { max_batch: Some(7), ..Default::default() };
-        let file: Settings = toml::from_str("max_batch = 9\nmax_watchers = 11\n").unwrap();
-        let r = flags.resolve(&file).unwrap();
-        assert_eq!(r.config.limits.max_batch, 7);
-        assert_eq!(r.config.watch.max_watchers, 11);
-        assert_eq!(r.config.watch.max_watchers_per_connection, WatchConfig::default().max_watchers_per_connection);
-    }
-
-    #[test]
-    fn validation_errors_name_the_key() {
-        let bad = |s: Settings| s.resolve(&Settings::default()).unwrap_err().to_string();
-        assert!(bad(Settings { max_batch: Some(0), ..Default::default() }).contains("max_batch"));
-        assert!(bad(Settings { log_format: Some("xml".into()), ..Default::default() }).contains("log_format \"xml\""));
-        assert!(bad(Settings { tls_cert: Some("/nonexistent.pem".into()), ..Default::default() }).contains("tls_key"));
-        assert!(bad(Settings { database_url: Some("mysql://x".into()), ..Default::default() }).contains("postgres://"));
-        assert!(toml::from_str::<Settings>("max_batchh = 1").unwrap_err().to_string().contains("max_batchh"));
-        assert!(toml::from_str::<Settings>("max_batch = \"many\"").unwrap_err().to_string().contains("max_batch"));
-    }
-
-    #[test]
-    fn every_key_is_a_flag_an_environment_variable_and_a_printed_line() {
-        let command = Settings::command();
-        let printed = toml::Table::try_from(
-            Settings::default().merge(&Settings::default(), None).expect("the defaults are valid"),
-        )
-        .unwrap();
-        for key in KEYS {
-            assert!(command.get_arguments().any(|a| a.get_long() == Some(&key.replace('_', "-"))), "--{key}");
-            let from_file: Result<Settings, _> = toml::from_str(&format!("{key} = 0"));
-            assert!(
-                from_file.as_ref().map(|_| true).unwrap_or_else(|e| !e.to_string().contains("unknown field")),
-                "{key} is a file key"
-            );
-            let optional = [
-                "database_url",
-                "tokens_file",
-                "tls_cert",
-                "tls_key",
-                "tls_client_ca",
-                "metrics_listen",
-                "otlp_endpoint",
-            ];
-            assert!(printed.contains_key(*key) || optional.contains(key), "{key} is printed");
-        }
-        // The one that was once missing from the merge.
-        let r = Settings { otlp_endpoint: Some("http://127.0.0.1:4317".into()), ..Default::default() }
-            .resolve(&Settings::default())
-            .unwrap();
-        assert_eq!(r.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4317"));
-        let file: Settings = toml::from_str("otlp_endpoint = \"http://collector:4317\"").unwrap();
-        assert_eq!(Settings::default().resolve(&file).unwrap().otlp_endpoint.as_deref(), Some("http://collector:4317"));
-        assert!(Settings::default().resolve(&toml::from_str("otlp_endpoint = \"ftp://x\"").unwrap()).is_err());
-    }
-}
+#[path = "settings_tests.rs"]
+mod tests;
