@@ -62,6 +62,12 @@ pub enum Error {
     /// The connection could not be set up.
     #[error("transport: {0}")]
     Transport(String),
+    /// TLS could not be set up with the server: its certificate is not
+    /// trusted, the server wants a client certificate, a certificate is
+    /// unusable... The message says which, and what to give. Retrying does
+    /// not help.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The server's answer lacks something the API promises.
     #[error("invalid response: {0}")]
     InvalidResponse(String),
@@ -99,6 +105,11 @@ pub enum Error {
 
 impl From<tonic::Status> for Error {
     fn from(s: tonic::Status) -> Self {
+        // A status made on this side from a connection failure (the server
+        // never answered): say what failed, not the status tonic chose.
+        if let Some(t) = std::error::Error::source(&s).and_then(|e| e.downcast_ref::<tonic::transport::Error>()) {
+            return connection_error(&chain(t));
+        }
         let message = s.message().to_owned();
         match s.code() {
             Code::InvalidArgument => {
@@ -132,7 +143,64 @@ impl From<tonic::Status> for Error {
 
 impl From<tonic::transport::Error> for Error {
     fn from(e: tonic::transport::Error) -> Self {
-        Error::Transport(format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))
+        connection_error(&chain(&e))
+    }
+}
+
+/// An error and its sources, as one line (each distinct message once).
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// TLS failures, by what rustls and the peer report, with what to do.
+const TLS_HINTS: &[(&str, &str)] = &[
+    (
+        "CertificateRequired",
+        "the server requires a client certificate (mutual TLS): give one signed by a CA the server trusts (eligctl: --client-cert and --client-key)",
+    ),
+    (
+        "UnknownIssuer",
+        "the server's certificate is not signed by a trusted CA: give the CA that signed it (eligctl: --ca-cert)",
+    ),
+    (
+        "NotValidForName",
+        "the server's certificate does not name the host in the URL: connect by a name it lists, or set the name to verify",
+    ),
+    ("Expired", "a certificate has expired"),
+    (
+        "UnsupportedCertVersion",
+        "a certificate is X.509 version 1; TLS here needs version 3 (with openssl, sign it with -extfile and at least one extension)",
+    ),
+    (
+        "BadCertificate",
+        "the server refused the client certificate: is it signed by the CA the server trusts for clients?",
+    ),
+    ("UnknownCA", "the server does not trust the CA that signed the client certificate"),
+    ("frame with invalid size", "the server did not answer as plaintext HTTP/2: if it serves TLS, use an https:// URL"),
+];
+
+/// A connection failure: a TLS one (with what to do) or a transport one.
+fn connection_error(chain: &str) -> Error {
+    match TLS_HINTS.iter().find(|(needle, _)| chain.contains(needle)) {
+        Some(_) => Error::Tls(explain(chain)),
+        None => Error::Transport(chain.to_owned()),
+    }
+}
+
+/// What a TLS failure means and what to do, then the details.
+pub(crate) fn explain(chain: &str) -> String {
+    match TLS_HINTS.iter().find(|(needle, _)| chain.contains(needle)) {
+        Some((_, hint)) => format!("{hint} ({chain})"),
+        None => chain.to_owned(),
     }
 }
 

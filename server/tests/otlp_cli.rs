@@ -103,22 +103,34 @@ async fn exported(collector: &Collector, trace: &str) -> bool {
     false
 }
 
+/// One way to give the server its settings.
+type Configure = Box<dyn FnOnce(&mut Command)>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_endpoint_by_flag_environment_or_file_exports_the_callers_trace() {
     let (collector, endpoint) = collector().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("server.toml");
     std::fs::write(&file, format!("otlp_endpoint = {endpoint:?}\n")).unwrap();
-    let ways: [(&str, Box<dyn FnOnce(&mut Command)>); 3] = [
-        ("flag", Box::new(|c: &mut Command| {
-            c.args(["--otlp-endpoint", &endpoint]);
-        })),
-        ("environment", Box::new(|c: &mut Command| {
-            c.env("ELIGIBILITY_OTLP_ENDPOINT", &endpoint);
-        })),
-        ("file", Box::new(|c: &mut Command| {
-            c.arg("--config").arg(&file);
-        })),
+    let ways: [(&str, Configure); 3] = [
+        (
+            "flag",
+            Box::new(|c: &mut Command| {
+                c.args(["--otlp-endpoint", &endpoint]);
+            }),
+        ),
+        (
+            "environment",
+            Box::new(|c: &mut Command| {
+                c.env("ELIGIBILITY_OTLP_ENDPOINT", &endpoint);
+            }),
+        ),
+        (
+            "file",
+            Box::new(|c: &mut Command| {
+                c.arg("--config").arg(&file);
+            }),
+        ),
     ];
     for (i, (way, configure)) in ways.into_iter().enumerate() {
         let trace = format!("4bf92f3577b34da6a3ce929d0e0e47{i:02}");

@@ -40,9 +40,8 @@ pub type Transport = InterceptedService<Channel, Auth>;
 /// TLS settings (rustls with ring).
 #[derive(Clone, Debug, Default)]
 pub struct TlsOptions {
-    /// PEM of the CA that signed the server's certificate (default: none,
-    /// which means the server's certificate must chain to a CA given here;
-    /// this crate bundles no public roots).
+    /// PEM of the CA that signed the server's certificate (default: none:
+    /// the system's root certificates are trusted instead).
     pub ca_pem: Option<Vec<u8>>,
     /// Client certificate and key (PEM) for mutual TLS.
     pub identity: Option<(Vec<u8>, Vec<u8>)>,
@@ -189,18 +188,22 @@ impl ClientBuilder {
         if let Some(k) = self.keep_alive {
             ep = ep.http2_keep_alive_interval(k).keep_alive_timeout(k).keep_alive_while_idle(true);
         }
-        if let Some(tls) = &self.tls {
+        // An https:// URL needs TLS even when no option was given: the
+        // system's roots then say whom to trust.
+        let https = self.url.starts_with("https://");
+        if let Some(tls) = self.tls.clone().or_else(|| https.then(TlsOptions::default)) {
             let mut cfg = ClientTlsConfig::new();
-            if let Some(ca) = &tls.ca_pem {
-                cfg = cfg.ca_certificate(Certificate::from_pem(ca));
-            }
+            cfg = match &tls.ca_pem {
+                Some(ca) => cfg.ca_certificate(Certificate::from_pem(ca)),
+                None => cfg.with_native_roots(),
+            };
             if let Some((cert, key)) = &tls.identity {
                 cfg = cfg.identity(Identity::from_pem(cert, key));
             }
             if let Some(d) = &tls.domain {
                 cfg = cfg.domain_name(d.clone());
             }
-            ep = ep.tls_config(cfg).map_err(|e| Error::Transport(format!("tls: {e}")))?;
+            ep = ep.tls_config(cfg).map_err(|e| Error::Tls(crate::error::explain(&crate::error::chain(&e))))?;
         }
         Ok(ep)
     }

@@ -20,10 +20,15 @@ use clap::Parser;
 async fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let json = cli.json;
+    let plaintext = cli.server.starts_with("http://");
     match run::run(cli).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            render::error(json, &e.to_string());
+            let mut message = e.to_string();
+            if plaintext && e.connected_then_failed() {
+                message.push_str(" (if the server serves TLS, use an https:// URL)");
+            }
+            render::error(json, &message);
             ExitCode::from(run::exit_code(&e))
         }
     }

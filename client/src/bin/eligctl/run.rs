@@ -36,13 +36,21 @@ impl std::fmt::Display for Failure {
     }
 }
 
+impl Failure {
+    /// A connection that was made and then broke off before an answer: what
+    /// a plaintext client meets at a TLS port.
+    pub fn connected_then_failed(&self) -> bool {
+        matches!(self, Failure::Client(Error::Transport(m)) if !m.contains("tcp connect error") && !m.contains("dns error"))
+    }
+}
+
 pub fn exit_code(e: &Failure) -> u8 {
     match e {
         Failure::Input(_) => 2,
         Failure::Client(e) => match e {
             Error::InvalidArgument { .. } | Error::OutOfRange(_) => 2,
             Error::NotFound(_) => 3,
-            Error::Unavailable(_) | Error::Transport(_) => 4,
+            Error::Unavailable(_) | Error::Transport(_) | Error::Tls(_) => 4,
             Error::Conflict { .. } | Error::AlreadyExists(_) => 5,
             _ => 6,
         },
