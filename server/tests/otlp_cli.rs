@@ -104,7 +104,7 @@ async fn exported(collector: &Collector, trace: &str) -> bool {
 }
 
 /// One way to give the server its settings.
-type Configure = Box<dyn FnOnce(&mut Command)>;
+type Configure<'a> = Box<dyn FnOnce(&mut Command) + 'a>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_endpoint_by_flag_environment_or_file_exports_the_callers_trace() {
