@@ -109,3 +109,26 @@ fn token_helpers() {
     assert_eq!(code, 0);
     assert!(out.contains("token:") && out.contains("sha256:"), "{out}");
 }
+
+#[test]
+fn an_x509_version_1_certificate_is_refused_at_start_naming_the_key() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let (code, _, err) = run(server().args([
+        "--tls-cert",
+        &format!("{data}/x509v1-cert.pem"),
+        "--tls-key",
+        &format!("{data}/x509v1-key.pem"),
+        "--print-config",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("tls_cert") && err.contains("X.509 version 1") && err.contains("-extfile"), "{err}");
+    let (code, _, err) = run(server().args([
+        "--tls-cert",
+        &format!("{data}/x509v1-key.pem"),
+        "--tls-key",
+        &format!("{data}/x509v1-key.pem"),
+        "--print-config",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("holds no PEM certificate"), "{err}");
+}

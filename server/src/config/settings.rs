@@ -449,6 +449,11 @@ fn tls_files(e: &Effective) -> Result<Option<TlsFiles>, ConfigError> {
             file(key, p).map_err(|m| invalid(key, &m))?;
         }
     }
+    for (key, path) in [("tls_cert", &e.tls_cert), ("tls_client_ca", &e.tls_client_ca)] {
+        if let Some(p) = path {
+            super::check_certificates(key, p).map_err(|m| invalid(key, &m))?;
+        }
+    }
     Ok(tls)
 }
 
