@@ -97,16 +97,16 @@ impl FromStr for Timestamp {
     }
 }
 
-impl From<Timestamp> for prost_types::Timestamp {
+impl From<Timestamp> for pbjson_types::Timestamp {
     fn from(t: Timestamp) -> Self {
         let (seconds, nanos) = t.to_unix();
-        prost_types::Timestamp { seconds, nanos }
+        pbjson_types::Timestamp { seconds, nanos }
     }
 }
 
-impl TryFrom<&prost_types::Timestamp> for Timestamp {
+impl TryFrom<&pbjson_types::Timestamp> for Timestamp {
     type Error = TypeError;
-    fn try_from(t: &prost_types::Timestamp) -> Result<Self, Self::Error> {
+    fn try_from(t: &pbjson_types::Timestamp) -> Result<Self, Self::Error> {
         Timestamp::from_unix(t.seconds, t.nanos)
             .ok_or_else(|| TypeError::Timestamp(format!("{{seconds: {}, nanos: {}}}", t.seconds, t.nanos)))
     }
@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn proto_round_trip_truncates_to_micros() {
         let t = Timestamp::from_unix(-1, 123_456_789).unwrap();
-        let p = prost_types::Timestamp::from(t);
+        let p = pbjson_types::Timestamp::from(t);
         assert_eq!((p.seconds, p.nanos), (-1, 123_456_000));
         assert_eq!(Timestamp::try_from(&p).unwrap(), t);
     }

@@ -275,7 +275,7 @@ fn bad(what: &str) -> Error {
     Error::InvalidResponse(what.to_owned())
 }
 
-pub(crate) fn ts(t: Option<&prost_types::Timestamp>, what: &str) -> Result<Timestamp> {
+pub(crate) fn ts(t: Option<&eligibility::wkt::Timestamp>, what: &str) -> Result<Timestamp> {
     t.and_then(|t| Timestamp::try_from(t).ok()).ok_or_else(|| bad(what))
 }
 

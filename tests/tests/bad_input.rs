@@ -67,7 +67,7 @@ async fn lists_ids_pages_and_points() {
     assert!(s.message().contains("99") && s.message().contains("head revision 3"), "{}", s.message());
 
     for (seconds, nanos) in [(0, -1), (0, 1_000_000_000), (i64::MAX, 0), (-70_000_000_000, 0)] {
-        let p = pb::ReadPoint { as_of: Some(prost_types::Timestamp { seconds, nanos }), consistency: None };
+        let p = pb::ReadPoint { as_of: Some(eligibility::wkt::Timestamp { seconds, nanos }), consistency: None };
         let s = q
             .check(pb::CheckRequest { list_id: "cyber".into(), country: "FR".into(), point: Some(p) })
             .await
@@ -190,7 +190,7 @@ async fn rejected_writes_change_nothing() {
         (apply(vec![entry("nosuch", "FR", Add)], opts("x")), Code::NotFound, "", "\"nosuch\" does not exist"),
         (
             pb::ApplyRequest {
-                effective_at: Some(prost_types::Timestamp { seconds: 1, nanos: -5 }),
+                effective_at: Some(eligibility::wkt::Timestamp { seconds: 1, nanos: -5 }),
                 ..apply(vec![entry("cyber", "FR", Add)], opts("x"))
             },
             Code::InvalidArgument,

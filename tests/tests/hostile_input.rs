@@ -25,7 +25,7 @@ fn any_text() -> impl Strategy<Value = String> {
 }
 
 fn any_point() -> impl Strategy<Value = Option<pb::ReadPoint>> {
-    let ts = (any::<i64>(), any::<i32>()).prop_map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos });
+    let ts = (any::<i64>(), any::<i32>()).prop_map(|(seconds, nanos)| eligibility::wkt::Timestamp { seconds, nanos });
     let cons = prop_oneof![
         Just(None),
         any::<u64>().prop_map(|r| Some(Consistency::AtRevision(r % 8))),
@@ -199,7 +199,7 @@ proptest! {
             prop_assert_eq!(eligibility::Timestamp::parse(&t.to_string()).unwrap(), t);
         }
         if let Some(t) = eligibility::Timestamp::from_unix(secs, nanos) {
-            let p = prost_types::Timestamp::from(t);
+            let p = eligibility::wkt::Timestamp::from(t);
             prop_assert_eq!(eligibility::Timestamp::try_from(&p).unwrap(), t);
         }
     }

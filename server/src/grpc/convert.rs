@@ -72,7 +72,7 @@ pub fn point(field: &str, p: Option<&pb::ReadPoint>) -> Result<Point, Status> {
 }
 
 /// Parses an optional timestamp field.
-pub fn timestamp(field: &str, t: Option<&prost_types::Timestamp>) -> Result<Option<Timestamp>, Status> {
+pub fn timestamp(field: &str, t: Option<&eligibility::wkt::Timestamp>) -> Result<Option<Timestamp>, Status> {
     t.map(Timestamp::try_from).transpose().map_err(|e| invalid(field, &e.to_string()))
 }
 
