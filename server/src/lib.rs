@@ -4,8 +4,8 @@
 //!
 //! - [`server`] (binds, builds the layers, owns the [`lifecycle`]) and
 //!   [`config`];
-//! - transports: [`grpc`], behind the tower [`layers`] (auth, metrics,
-//!   limits);
+//! - transports: [`grpc`] and [`http`] (JSON and server-sent events, on
+//!   the same port), behind the tower [`layers`] (auth, metrics, limits);
 //! - the application: [`app`] (what transports hold), [`reads`] (a
 //!   [`reads::View`] answers every query at a resolved point), [`writes`]
 //!   (the write pipeline and activations), [`watch`] (the change stream;
@@ -23,10 +23,12 @@ pub mod demo;
 pub mod error;
 pub mod exporter;
 pub mod grpc;
+pub mod http;
 pub mod layers;
 pub mod lifecycle;
 pub mod limits;
 pub mod model;
+pub mod problem;
 pub mod reads;
 pub mod registry;
 pub mod server;

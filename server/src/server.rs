@@ -8,7 +8,10 @@ use eligibility::proto::v1::{
     admin_service_server::AdminServiceServer, eligibility_service_server::EligibilityServiceServer,
 };
 use tokio::net::TcpListener;
-use tonic::transport::server::{Router, TcpIncoming};
+use tonic::{
+    service::Routes,
+    transport::server::{Router, TcpIncoming},
+};
 use tonic_reflection::pb::{
     v1::server_reflection_server::ServerReflectionServer,
     v1alpha::server_reflection_server::ServerReflectionServer as AlphaServer,
@@ -52,7 +55,7 @@ pub async fn open(config: &Config) -> Result<Arc<App>> {
     Ok(app)
 }
 
-/// Serves the gRPC API on `listener` until `shutdown` completes, then ends
+/// Serves the gRPC API and its HTTP/JSON twin on `listener` until `shutdown` completes, then ends
 /// the watch streams, finishes in-flight calls, stops the background tasks
 /// and closes the store.
 pub async fn run(
@@ -88,6 +91,8 @@ pub async fn run(
     let http2 = &config.http2;
     let limits = &config.limits;
     let builder = builder
+        // HTTP/1.1 too: `curl http://host:port/v1/lists` and browsers.
+        .accept_http1(true)
         .initial_connection_window_size(http2.connection_window)
         .initial_stream_window_size(http2.stream_window)
         .max_concurrent_streams(http2.max_concurrent_streams)
@@ -150,10 +155,16 @@ async fn routes<L: Clone>(
     ])
     .map(Arc::new)
     .map_err(|e| Error::Config(format!("reflection: {e}")))?;
-    Ok(builder
+    let grpc = Routes::builder()
         .add_service(health_service)
         .add_service(ServerReflectionServer::new(ReflectionV1(descriptors.clone())))
         .add_service(AlphaServer::new(ReflectionV1Alpha(descriptors)))
         .add_service(EligibilityRoute::new(EligibilityService::new(app.clone()), max_msg))
-        .add_service(AdminServiceServer::new(AdminService::new(app.clone())).max_decoding_message_size(max_msg)))
+        .add_service(AdminServiceServer::new(AdminService::new(app.clone())).max_decoding_message_size(max_msg))
+        .clone()
+        .routes();
+    // One port: gRPC paths (`/package.Service/Method`) and the HTTP/JSON
+    // paths (`/v1/...`) never overlap.
+    let routes = Routes::from(grpc.into_axum_router().merge(crate::http::router(app.clone())));
+    Ok(builder.add_routes(routes))
 }

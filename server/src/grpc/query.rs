@@ -13,7 +13,7 @@ use crate::{
     app::App,
     reads::{View, request},
     snapshot::Decision,
-    watch::{Filter, Start, WatchRequest},
+    watch::{Event, Filter, Start, WatchRequest},
 };
 
 /// The read service.
@@ -44,6 +44,21 @@ impl EligibilityService {
     /// Opens a watch: converts the request and returns the stream of
     /// framed events.
     pub async fn open_watch(&self, req: Request<pb::WatchRequest>) -> Result<EncodedStream, Status> {
+        self.watch_events(req, cv::watch_event_frame).await
+    }
+
+    /// Opens a watch whose events are presented by `present` (with the
+    /// store id), for any transport: the request is converted and checked
+    /// here, once.
+    pub async fn watch_events<T, F>(
+        &self,
+        req: Request<pb::WatchRequest>,
+        present: F,
+    ) -> Result<crate::watch::EventStream<T>, Status>
+    where
+        T: Send + 'static,
+        F: Fn(&Event, &str) -> T + Send + 'static,
+    {
         let peer = req.remote_addr();
         let r = req.into_inner();
         let start = match r.start.and_then(|s| s.start) {
@@ -61,9 +76,7 @@ impl EligibilityService {
         let requested = (!r.store_id.is_empty()).then_some(r.store_id);
         let store_id = self.app.registry.store_id();
         self.app
-            .watch(WatchRequest { start, filter, store_id: requested }, peer, move |e| {
-                cv::watch_event_frame(&e, &store_id)
-            })
+            .watch(WatchRequest { start, filter, store_id: requested }, peer, move |e| present(&e, &store_id))
             .await
             .map_err(to_status)
     }

@@ -50,17 +50,61 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", Access::Public),
 ];
 
+/// Every HTTP route served (method, path template with `{}` for one
+/// segment), with the RPC it answers (for messages) and who may call it.
+pub const HTTP_ROUTES: &[(&str, &str, &str, Access)] = &[
+    ("GET", "/v1/lists", "ListLists", Access::Role(Role::Reader)),
+    ("POST", "/v1/lists", "CreateList", Access::Role(Role::Admin)),
+    ("GET", "/v1/lists/{}", "GetList", Access::Role(Role::Reader)),
+    ("PATCH", "/v1/lists/{}", "UpdateList", Access::Role(Role::Admin)),
+    ("GET", "/v1/lists/{}/entries", "ListEntries", Access::Role(Role::Reader)),
+    ("GET", "/v1/lists/{}/check/{}", "Check", Access::Role(Role::Reader)),
+    ("POST", "/v1/check:batch", "BatchCheck", Access::Role(Role::Reader)),
+    ("GET", "/v1/lists/{}/history", "History", Access::Role(Role::Reader)),
+    ("GET", "/v1/lists/{}/diff", "Diff", Access::Role(Role::Reader)),
+    ("PUT", "/v1/lists/{}/members", "ReplaceMembers", Access::Role(Role::Writer)),
+    ("POST", "/v1/changesets", "Apply", Access::Role(Role::Writer)),
+    ("GET", "/v1/watch", "Watch", Access::Role(Role::Reader)),
+];
+
+/// Whether `path` fits `template` (`{}` stands for one non-empty segment).
+fn fits(template: &str, path: &str) -> bool {
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some("{}"), Some(seg)) if !seg.is_empty() => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
 /// The authenticated caller of a request, put in the request's extensions
 /// by the layer. Absent (or `None` inside): anonymous, or authentication
 /// is off.
 #[derive(Clone, Debug, Default)]
 pub struct Caller(pub Option<Principal>);
 
+/// Why a request is refused: a status (encoded for the request's
+/// surface), or an HTTP answer of its own (405 with `Allow`).
+enum Refused {
+    Status(Status),
+    Response(http::Response<tonic::body::Body>),
+}
+
+impl From<Status> for Refused {
+    fn from(s: Status) -> Self {
+        Refused::Status(s)
+    }
+}
+
 /// The layer: see the module docs.
 #[derive(Clone)]
 pub struct AuthLayer {
     auth: Arc<Authenticator>,
     methods: &'static [(&'static str, Access)],
+    routes: &'static [(&'static str, &'static str, &'static str, Access)],
 }
 
 impl AuthLayer {
@@ -71,7 +115,7 @@ impl AuthLayer {
 
     /// Guards with another table (tests).
     pub fn with_methods(auth: Arc<Authenticator>, methods: &'static [(&'static str, Access)]) -> Self {
-        AuthLayer { auth, methods }
+        AuthLayer { auth, methods, routes: HTTP_ROUTES }
     }
 }
 
@@ -91,14 +135,31 @@ pub struct AuthService<S> {
 
 impl AuthLayer {
     /// Decides a request: the caller to hand on, or the refusal.
-    fn admit<B>(&self, req: &http::Request<B>) -> Result<Caller, Status> {
+    fn admit<B>(&self, req: &http::Request<B>) -> Result<Caller, Refused> {
         let path = req.uri().path();
-        let Some((_, access)) = self.methods.iter().find(|(m, _)| *m == path) else {
-            return Err(Status::unimplemented(format!(
-                "{path} is not a method of this server (it is not in the server's method table)"
-            )));
+        let (method, access) = if crate::problem::is_grpc(req.headers()) || !path.starts_with("/v1/") {
+            let Some((_, access)) = self.methods.iter().find(|(m, _)| *m == path) else {
+                return Err(Status::unimplemented(format!(
+                    "{path} is not a method of this server (it is not in the server's method table)"
+                ))
+                .into());
+            };
+            (path.rsplit('/').next().unwrap_or(path), *access)
+        } else {
+            let verb = req.method().as_str();
+            let mut same_path = self.routes.iter().filter(|(_, t, _, _)| fits(t, path)).peekable();
+            if same_path.peek().is_none() {
+                return Err(
+                    Status::not_found(format!("{path} is not a resource of this API (see /v1/openapi.json)")).into()
+                );
+            }
+            let allowed: Vec<&str> = same_path.clone().map(|(m, ..)| *m).collect();
+            match same_path.find(|(m, ..)| *m == verb) {
+                Some((_, _, rpc, access)) => (*rpc, *access),
+                None => return Err(Refused::Response(crate::problem::method_not_allowed(verb, path, &allowed))),
+            }
         };
-        let Access::Role(needed) = *access else { return Ok(Caller(None)) };
+        let Access::Role(needed) = access else { return Ok(Caller(None)) };
         if !self.auth.enabled() {
             return Ok(Caller(None));
         }
@@ -106,10 +167,13 @@ impl AuthLayer {
             None => None,
             Some(v) => {
                 let v = v.to_str().map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
-                Some(
-                    v.strip_prefix("Bearer ")
-                        .ok_or_else(|| Status::unauthenticated("the authorization header must be `Bearer <token>`"))?,
-                )
+                // The scheme is case-insensitive (RFC 7235).
+                let token = v
+                    .split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, token)| token.trim_start())
+                    .ok_or_else(|| Status::unauthenticated("the authorization header must be `Bearer <token>`"))?;
+                Some(token)
             }
         };
         let cn = req
@@ -117,10 +181,13 @@ impl AuthLayer {
             .get::<TlsConnectInfo<TcpConnectInfo>>()
             .and_then(|i| i.peer_certs())
             .and_then(|certs| certs.first().and_then(|c| crate::auth::common_name(c.as_ref())));
-        let method = path.rsplit('/').next().unwrap_or(path);
-        self.auth.authorize(bearer, cn.as_deref(), needed, method).map(Caller).map_err(|e| match e {
-            AuthError::Unauthenticated(m) => Status::unauthenticated(m),
-            AuthError::PermissionDenied(m) => Status::permission_denied(m),
+        let decided = self.auth.authorize(bearer, cn.as_deref(), needed, method);
+        decided.map(Caller).map_err(|e| {
+            match e {
+                AuthError::Unauthenticated(m) => Status::unauthenticated(m),
+                AuthError::PermissionDenied(m) => Status::permission_denied(m),
+            }
+            .into()
         })
     }
 }
@@ -156,7 +223,11 @@ where
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 Either::Right(inner.call(req))
             }
-            Err(status) => Either::Left(std::future::ready(Ok(status.into_http()))),
+            Err(Refused::Status(status)) => Either::Left(std::future::ready(Ok(crate::problem::refusal(
+                status,
+                crate::problem::is_grpc(req.headers()),
+            )))),
+            Err(Refused::Response(resp)) => Either::Left(std::future::ready(Ok(resp))),
         }
     }
 }

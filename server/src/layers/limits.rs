@@ -100,9 +100,10 @@ where
                     "the server is at its limit of {} concurrent requests; retry with backoff",
                     self.layer.max_inflight
                 ));
+                let refusal = crate::problem::refusal(status, crate::problem::is_grpc(req.headers()));
                 return Box::pin(async move {
                     drop(guard);
-                    Ok(status.into_http())
+                    Ok(refusal)
                 });
             }
             guard

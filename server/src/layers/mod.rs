@@ -9,8 +9,8 @@ pub mod limits;
 pub mod metrics;
 
 /// Whether a method answers with a long-lived stream (Watch, health's
-/// Watch, reflection): limited by the watcher limits rather than the
+/// Watch, reflection, the server-sent event stream): limited by the watcher limits rather than the
 /// in-flight limit, and counted when it ends.
 pub fn is_stream(path: &str) -> bool {
-    path.ends_with("/Watch") || path.ends_with("/ServerReflectionInfo")
+    path.ends_with("/Watch") || path.ends_with("/ServerReflectionInfo") || path == "/v1/watch"
 }

@@ -1,0 +1,88 @@
+//! `GET /v1/watch`: the change stream as server-sent events. Each event's
+//! `id:` is the revision it completes (snapshot lists have none: they
+//! complete nothing until `snapshot_end`), `event:` its kind, `data:` its
+//! JSON. A client that reconnects with `Last-Event-ID` resumes after that
+//! revision, so a browser's `EventSource` resumes by itself, with no gap
+//! and no duplicate. Idle streams carry a `progress` event at every
+//! heartbeat, which also keeps proxies from closing them.
+
+use std::convert::Infallible;
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+};
+use bytes::Bytes;
+use eligibility::proto::v1::{self as pb, watch_event::Event as E};
+use futures_util::StreamExt;
+use http::{HeaderValue, Response, header};
+
+use super::{
+    Http, problem,
+    query::Query,
+    reads::{query, tri},
+    rpc_request,
+};
+use crate::grpc::convert::{invalid, watch_event};
+
+/// The keys `GET /v1/watch` takes.
+const KEYS: [&str; 5] = ["after_revision", "snapshot", "list_id", "country", "store_id"];
+
+/// See the module docs.
+pub async fn watch(State(h): State<Http>, req: Request) -> Response<Body> {
+    let (parts, _) = req.into_parts();
+    let q = query!(parts, &KEYS);
+    let last_event_id = match parts.headers.get("last-event-id").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(tri!(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| invalid("Last-Event-ID", &format!("{v:?} is not a revision (an id this stream sent)")))
+        )),
+        Some(Err(_)) => return problem(&invalid("Last-Event-ID", "not text")),
+    };
+    let after = tri!(q.number("after_revision"));
+    let snapshot = tri!(q.flag("snapshot"));
+    let start = match (last_event_id, after, snapshot) {
+        // A reconnection resumes where it left off, whatever the URL said.
+        (Some(r), _, _) | (None, Some(r), false) => Some(pb::watch_start::Start::AfterRevision(r)),
+        (None, Some(_), true) => {
+            return problem(&invalid("snapshot", "after_revision and snapshot exclude each other"));
+        }
+        (None, None, true) => Some(pb::watch_start::Start::Snapshot(true)),
+        (None, None, false) => None,
+    };
+    let msg = pb::WatchRequest {
+        start: start.map(|s| pb::WatchStart { start: Some(s) }),
+        list_ids: q.all("list_id").map(str::to_owned).collect(),
+        countries: q.all("country").map(str::to_owned).collect(),
+        store_id: tri!(q.one("store_id")).unwrap_or_default().to_owned(),
+    };
+    let events =
+        tri!(h.query.watch_events(rpc_request(&parts, msg), |e, store_id| sse(&watch_event(e, store_id))).await);
+    let mut resp = Response::new(Body::from_stream(events.map(Ok::<_, Infallible>)));
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Proxies that buffer responses (nginx) would hold events back.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// One event in the `text/event-stream` format.
+fn sse(e: &pb::WatchEvent) -> Bytes {
+    let (id, kind, data) = match &e.event {
+        Some(E::Changeset(c)) => (Some(c.revision), "changeset", serde_json::to_string(c)),
+        Some(E::Progress(p)) => (Some(p.revision), "progress", serde_json::to_string(p)),
+        Some(E::SnapshotList(s)) => (None, "snapshot_list", serde_json::to_string(s)),
+        Some(E::SnapshotEnd(s)) => (Some(s.revision), "snapshot_end", serde_json::to_string(s)),
+        None => (None, "unknown", Ok("{}".to_owned())),
+    };
+    // JSON from serde_json has no raw newlines, so one `data:` line holds it.
+    let data = data.unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()));
+    let text = match id {
+        Some(id) => format!("id: {id}\nevent: {kind}\ndata: {data}\n\n"),
+        None => format!("event: {kind}\ndata: {data}\n\n"),
+    };
+    Bytes::from(text)
+}
