@@ -90,7 +90,7 @@ pub struct Caller(pub Option<Principal>);
 /// surface), or an HTTP answer of its own (405 with `Allow`).
 enum Refused {
     Status(Status),
-    Response(http::Response<tonic::body::Body>),
+    Response(Box<http::Response<tonic::body::Body>>),
 }
 
 impl From<Status> for Refused {
@@ -156,7 +156,9 @@ impl AuthLayer {
             let allowed: Vec<&str> = same_path.clone().map(|(m, ..)| *m).collect();
             match same_path.find(|(m, ..)| *m == verb) {
                 Some((_, _, rpc, access)) => (*rpc, *access),
-                None => return Err(Refused::Response(crate::problem::method_not_allowed(verb, path, &allowed))),
+                None => {
+                    return Err(Refused::Response(Box::new(crate::problem::method_not_allowed(verb, path, &allowed))));
+                }
             }
         };
         let Access::Role(needed) = access else { return Ok(Caller(None)) };
@@ -227,7 +229,7 @@ where
                 status,
                 crate::problem::is_grpc(req.headers()),
             )))),
-            Err(Refused::Response(resp)) => Either::Left(std::future::ready(Ok(resp))),
+            Err(Refused::Response(resp)) => Either::Left(std::future::ready(Ok(*resp))),
         }
     }
 }
@@ -273,7 +275,8 @@ mod tests {
     }
 
     async fn call(layer: &AuthLayer, path: &str, token: Option<&str>) -> http::Response<tonic::body::Body> {
-        let mut req = http::Request::builder().uri(format!("http://x{path}"));
+        let mut req =
+            http::Request::builder().uri(format!("http://x{path}")).header("content-type", "application/grpc");
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -308,5 +311,33 @@ mod tests {
             Code::Unimplemented
         );
         assert_eq!(code(&call(&full, "/grpc.health.v1.Health/Check", Some("nonsense")).await), Code::Ok, "public");
+        // The scheme is case-insensitive.
+        let mut req =
+            http::Request::builder().uri(format!("http://x{apply}")).header("content-type", "application/grpc");
+        req = req.header("authorization", "bearer w");
+        let resp = full.layer(echo()).oneshot(req.body(()).unwrap()).await.unwrap();
+        assert_eq!(resp.headers()["x-caller"], "will");
+    }
+
+    #[tokio::test]
+    async fn http_routes_are_guarded_by_their_own_table() {
+        let (auth, _file) = authenticator();
+        let layer = AuthLayer::new(auth);
+        let http_call = |method: &str, path: &str, token: Option<&str>| {
+            let mut req = http::Request::builder().method(method).uri(format!("http://x{path}"));
+            if let Some(t) = token {
+                req = req.header("authorization", format!("Bearer {t}"));
+            }
+            layer.layer(echo()).oneshot(req.body(()).unwrap())
+        };
+        let status = |r: http::Response<tonic::body::Body>| r.status().as_u16();
+        assert_eq!(status(http_call("GET", "/v1/lists/cyber/check/MX", None).await.unwrap()), 200, "open reads");
+        assert_eq!(status(http_call("POST", "/v1/changesets", None).await.unwrap()), 401);
+        assert_eq!(status(http_call("POST", "/v1/changesets", Some("w")).await.unwrap()), 200);
+        assert_eq!(status(http_call("POST", "/v1/lists", Some("w")).await.unwrap()), 403, "lists need admin");
+        let resp = http_call("DELETE", "/v1/lists", Some("w")).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 405);
+        assert_eq!(resp.headers()["allow"], "GET, POST");
+        assert_eq!(status(http_call("GET", "/v1/secrets", Some("w")).await.unwrap()), 404);
     }
 }
