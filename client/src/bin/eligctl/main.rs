@@ -21,12 +21,21 @@ async fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let json = cli.json;
     let plaintext = cli.server.starts_with("http://");
+    // Over TLS 1.3 a server that requires a client certificate refuses it
+    // only after the handshake: the client may then see just a closed
+    // connection, not the server's alert.
+    let tls_without_identity = cli.server.starts_with("https://") && cli.client_cert.is_none();
     match run::run(cli).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let mut message = e.to_string();
             if plaintext && e.connected_then_failed() {
                 message.push_str(" (if the server serves TLS, use an https:// URL)");
+            }
+            if tls_without_identity && e.connected_then_failed() {
+                message.push_str(
+                    " (the server closed the connection after TLS was set up: if it requires a client certificate, give one with --client-cert and --client-key)",
+                );
             }
             render::error(json, &message);
             ExitCode::from(run::exit_code(&e))
