@@ -286,3 +286,130 @@ impl TestDb {
         hostport.replace("localhost", "127.0.0.1").parse().expect("an IP address and port")
     }
 }
+
+/// A plain HTTP/1.1 client for the HTTP/JSON surface (no code of the
+/// server's or the client crate's).
+pub mod web {
+    use std::net::SocketAddr;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioIo;
+
+    /// An answer.
+    #[derive(Debug)]
+    pub struct Answer {
+        /// The status.
+        pub status: u16,
+        /// The headers.
+        pub headers: http::HeaderMap,
+        /// The body, as text.
+        pub body: String,
+    }
+
+    impl Answer {
+        /// The body as JSON (panics if it is not).
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        }
+
+        /// A header's value ("" when absent).
+        pub fn header(&self, name: &str) -> &str {
+            self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        }
+    }
+
+    /// Opens a connection and sends one request; the response's head and
+    /// its body (still streaming).
+    pub async fn send(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> http::Response<hyper::body::Incoming> {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+        tokio::spawn(conn);
+        let mut req = http::Request::builder().method(method).uri(path).header("host", addr.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        sender.send_request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await.expect("request")
+    }
+
+    /// One request, the whole answer.
+    pub async fn call(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+        let resp = send(addr, method, path, headers, body).await;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        Answer { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    /// `GET path`.
+    pub async fn get(addr: SocketAddr, path: &str) -> Answer {
+        call(addr, "GET", path, &[], "").await
+    }
+
+    /// Server-sent events read from a streaming answer.
+    pub struct Events {
+        body: hyper::body::Incoming,
+        buf: String,
+    }
+
+    /// One server-sent event.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Event {
+        /// `id:`, if any.
+        pub id: Option<u64>,
+        /// `event:`.
+        pub kind: String,
+        /// `data:` as JSON.
+        pub data: serde_json::Value,
+    }
+
+    impl Events {
+        /// Opens `GET path` as an event stream.
+        pub async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Events {
+            let resp = send(addr, "GET", path, headers, "").await;
+            assert_eq!(resp.status().as_u16(), 200, "{path}");
+            assert_eq!(resp.headers()["content-type"], "text/event-stream");
+            Events { body: resp.into_body(), buf: String::new() }
+        }
+
+        /// The next event (`None` when the stream ends).
+        pub async fn next(&mut self) -> Option<Event> {
+            loop {
+                if let Some(end) = self.buf.find("\n\n") {
+                    let block: String = self.buf.drain(..end + 2).collect();
+                    let mut e = Event { id: None, kind: String::new(), data: serde_json::Value::Null };
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("id: ") {
+                            e.id = v.parse().ok();
+                        } else if let Some(v) = line.strip_prefix("event: ") {
+                            e.kind = v.to_owned();
+                        } else if let Some(v) = line.strip_prefix("data: ") {
+                            e.data = serde_json::from_str(v).expect("data is JSON");
+                        }
+                    }
+                    return Some(e);
+                }
+                let frame = self.body.frame().await?.ok()?;
+                if let Ok(data) = frame.into_data() {
+                    self.buf.push_str(&String::from_utf8_lossy(&data));
+                }
+            }
+        }
+
+        /// The next changeset's revision (skipping progress).
+        pub async fn next_changeset(&mut self) -> Option<u64> {
+            loop {
+                let e = self.next().await?;
+                if e.kind == "changeset" {
+                    return e.id;
+                }
+            }
+        }
+    }
+}
