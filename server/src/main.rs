@@ -35,6 +35,15 @@ async fn main() -> ExitCode {
         println!("token:  {token}\nsha256: {}", auth::hash_token(&token));
         return ExitCode::SUCCESS;
     }
+    if let Some(path) = &flags.write_descriptor_set {
+        return match std::fs::write(path, eligibility::FILE_DESCRIPTOR_SET) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                ExitCode::from(2)
+            }
+        };
+    }
     if flags.hash_token {
         let mut token = String::new();
         if std::io::stdin().read_to_string(&mut token).is_err() {

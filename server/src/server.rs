@@ -27,7 +27,7 @@ use crate::{
         AdminService, EligibilityRoute, EligibilityService,
         reflection::{Descriptors, ReflectionV1, ReflectionV1Alpha},
     },
-    layers::{auth::AuthLayer, limits::LimitsLayer, metrics::MetricsLayer},
+    layers::{auth::AuthLayer, grpc_web::WebLayer, limits::LimitsLayer, metrics::MetricsLayer},
     lifecycle::Tasks,
     limits::Limits,
     store::{PgStore, SqliteStore, Store},
@@ -124,14 +124,16 @@ pub async fn run(
     result.map_err(|e| Error::Unavailable(format!("transport: {e}")))
 }
 
-/// The layers every surface shares: metrics and tracing outermost (they
-/// see refusals too), then authentication and authorization, then the
-/// limits.
+/// The layers every surface shares: gRPC-Web translation outermost (a
+/// gRPC-Web client gets every answer, refusals included, in its framing),
+/// then metrics and tracing (they see refusals too), authentication and
+/// authorization, and the limits.
 fn layers(
     auth: Arc<Authenticator>,
     limits: &Limits,
-) -> Stack<LimitsLayer, Stack<AuthLayer, Stack<MetricsLayer, Identity>>> {
+) -> Stack<LimitsLayer, Stack<AuthLayer, Stack<MetricsLayer, Stack<WebLayer, Identity>>>> {
     tower::ServiceBuilder::new()
+        .layer(WebLayer)
         .layer(MetricsLayer)
         .layer(AuthLayer::new(auth))
         .layer(LimitsLayer::new(limits.max_concurrent_requests, limits.max_message_bytes))

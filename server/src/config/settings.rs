@@ -165,6 +165,11 @@ macro_rules! settings {
             #[arg(long)]
             #[serde(skip)]
             pub new_token: bool,
+            /// Write the API's descriptor set (a protoset, e.g. for
+            /// `grpcurl -protoset` or a dynamic client) to this file, exit.
+            #[arg(long, value_name = "FILE")]
+            #[serde(skip)]
+            pub write_descriptor_set: Option<PathBuf>,
         }
 
         /// Every setting's effective value: what `--print-config` prints.
