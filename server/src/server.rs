@@ -27,9 +27,8 @@ use crate::{
         AdminService, EligibilityRoute, EligibilityService,
         reflection::{Descriptors, ReflectionV1, ReflectionV1Alpha},
     },
-    layers::{auth::AuthLayer, grpc_web::WebLayer, limits::LimitsLayer, metrics::MetricsLayer},
+    layers::{auth::AuthLayer, cors::CorsLayer, grpc_web::WebLayer, limits::LimitsLayer, metrics::MetricsLayer},
     lifecycle::Tasks,
-    limits::Limits,
     store::{PgStore, SqliteStore, Store},
 };
 
@@ -98,7 +97,7 @@ pub async fn run(
         .max_concurrent_streams(http2.max_concurrent_streams)
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .timeout(limits.request_timeout)
-        .layer(layers(auth.clone(), limits));
+        .layer(layers(auth.clone(), config));
     let router = routes(builder, &app, limits.max_message_bytes).await?;
     tracing::info!(addr = ?addr, tls = config.tls.is_some(), mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), auth = auth.enabled(), "serving eligibility.v1");
     tasks.spawn("activator", |stop| app.writer.clone().run_activator(stop));
@@ -124,16 +123,19 @@ pub async fn run(
     result.map_err(|e| Error::Unavailable(format!("transport: {e}")))
 }
 
+/// The layers every surface shares, outermost first.
+type Layers = Stack<LimitsLayer, Stack<AuthLayer, Stack<MetricsLayer, Stack<CorsLayer, Stack<WebLayer, Identity>>>>>;
+
 /// The layers every surface shares: gRPC-Web translation outermost (a
 /// gRPC-Web client gets every answer, refusals included, in its framing),
-/// then metrics and tracing (they see refusals too), authentication and
-/// authorization, and the limits.
-fn layers(
-    auth: Arc<Authenticator>,
-    limits: &Limits,
-) -> Stack<LimitsLayer, Stack<AuthLayer, Stack<MetricsLayer, Stack<WebLayer, Identity>>>> {
+/// then CORS (a browser's preflight carries no credentials), metrics and
+/// tracing (they see refusals too), authentication and authorization, and
+/// the limits.
+fn layers(auth: Arc<Authenticator>, config: &Config) -> Layers {
+    let limits = &config.limits;
     tower::ServiceBuilder::new()
         .layer(WebLayer)
+        .layer(CorsLayer::new(config.cors_allowed_origins.clone()))
         .layer(MetricsLayer)
         .layer(AuthLayer::new(auth))
         .layer(LimitsLayer::new(limits.max_concurrent_requests, limits.max_message_bytes))

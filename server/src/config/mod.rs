@@ -40,6 +40,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Serve Prometheus metrics here (`None`: off).
     pub metrics_listen: Option<SocketAddr>,
+    /// Browser origins allowed to call the HTTP API, the event stream and
+    /// gRPC-Web (`*`: any; empty: none).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// HTTP/2 settings of the server's connections.
@@ -82,6 +85,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             tls: None,
             metrics_listen: None,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

@@ -120,6 +120,15 @@ fn http_url(key: &'static str, v: &String) -> Result<(), String> {
 
 // `Check<T>` takes `&T`: these check `String` and `PathBuf` settings.
 #[allow(clippy::ptr_arg)]
+fn origins(key: &'static str, v: &Vec<String>) -> Result<(), String> {
+    match v.iter().find(|o| *o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/')) {
+        Some(o) => Err(format!("{key}: {o:?} is not an origin (scheme://host[:port], no path) or *")),
+        None => Ok(()),
+    }
+}
+
+// `Check<T>` takes `&T`: these check `String` and `PathBuf` settings.
+#[allow(clippy::ptr_arg)]
 fn file(key: &'static str, p: &PathBuf) -> Result<(), String> {
     if p.is_file() { Ok(()) } else { Err(format!("{key} {} does not exist or is not a file", p.display())) }
 }
@@ -292,6 +301,8 @@ settings! {
     concurrency_per_connection: usize = Limits::default().concurrency_per_connection, positive_usize;
     /// Longest time to answer a call, ms (Watch streams excepted).
     request_timeout_ms: u64 = millis(Limits::default().request_timeout), positive;
+    /// Browser origins allowed to call the HTTP API and gRPC-Web, comma-separated (`*`: any).
+    cors_allowed_origins: Vec<String> = Vec::new(), origins;
     }
     optional {
         /// Postgres URL (several replicas on one database) instead of the embedded store.
@@ -353,6 +364,8 @@ impl Settings {
                 arg.num_args(0..=1).default_missing_value("true")
             } else if id == "database_url" {
                 arg.hide_env_values(true)
+            } else if id == "cors_allowed_origins" {
+                arg.value_delimiter(',')
             } else {
                 arg
             }
@@ -406,6 +419,7 @@ impl Settings {
             auth: AuthConfig { tokens_file: e.tokens_file.clone(), require_auth_for_reads: e.require_auth_for_reads },
             tls,
             metrics_listen: e.metrics_listen,
+            cors_allowed_origins: e.cors_allowed_origins.clone(),
         };
         let log_format = e.log_format.parse().expect("checked by merge");
         let mut effective = e.clone();

@@ -1,10 +1,11 @@
 //! Transport concerns as tower layers, applied once around every service
 //! on the port (gRPC, gRPC-Web and HTTP/JSON alike): gRPC-Web translation
-//! ([`grpc_web`]), authentication and authorization ([`auth`]), metrics
+//! ([`grpc_web`]), cross-origin requests ([`cors`]), authentication and authorization ([`auth`]), metrics
 //! and tracing spans ([`metrics`]), and the limits that shed load and
 //! refuse oversized messages ([`limits`]).
 
 pub mod auth;
+pub mod cors;
 pub mod grpc_web;
 pub mod limits;
 pub mod metrics;
