@@ -7,6 +7,7 @@
 //! code, the message and the field violations. The same auth, metrics and
 //! limits layers stand in front of it as in front of gRPC.
 
+pub mod openapi;
 mod query;
 mod reads;
 mod sse;
@@ -53,6 +54,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/lists/{list_id}/members", axum::routing::put(writes::replace_members))
         .route("/v1/changesets", post(writes::apply))
         .route("/v1/watch", get(sse::watch))
+        .route("/v1/openapi.json", get(|| async { json(StatusCode::OK, &*openapi::DOCUMENT) }))
         .with_state(state)
 }
 

@@ -65,6 +65,7 @@ pub const HTTP_ROUTES: &[(&str, &str, &str, Access)] = &[
     ("PUT", "/v1/lists/{}/members", "ReplaceMembers", Access::Role(Role::Writer)),
     ("POST", "/v1/changesets", "Apply", Access::Role(Role::Writer)),
     ("GET", "/v1/watch", "Watch", Access::Role(Role::Reader)),
+    ("GET", "/v1/openapi.json", "OpenApi", Access::Public),
 ];
 
 /// Whether `path` fits `template` (`{}` stands for one non-empty segment).
