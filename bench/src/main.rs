@@ -63,6 +63,20 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// The HTTP/JSON Check (`GET /v1/lists/cyber/check/{country}`, HTTP/1.1
+    /// keep-alive, one connection per caller) against the gRPC Check on the
+    /// same server, in paired rounds.
+    Json {
+        /// Calls in flight (JSON: that many connections; gRPC: over 4).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Rounds.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Durable write throughput (changesets/s), each acknowledged after
     /// commit, on SQLite and (with --pg-admin-url) Postgres.
     Writes {
@@ -881,6 +895,90 @@ async fn rpc(bin: &PathBuf, levels: &[usize], dur: Duration, connections: usize,
     );
 }
 
+/// JSON Checks over HTTP/1.1 keep-alive: `concurrency` connections, each
+/// sending its next request when the previous answer is read, for `dur`.
+async fn json_loop(addr: std::net::SocketAddr, concurrency: usize, dur: Duration, countries: &Arc<Vec<String>>) -> Run {
+    use http_body_util::{BodyExt, Empty};
+    let stop = Instant::now() + dur;
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let countries = countries.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+            tokio::spawn(conn);
+            let (mut calls, mut lat) = (0usize, Vec::with_capacity(4096));
+            let mut i = w;
+            while Instant::now() < stop {
+                let t = Instant::now();
+                let path = format!("/v1/lists/cyber/check/{}", countries[i % countries.len()]);
+                let req = http::Request::get(path).header("host", "bench").body(Empty::<bytes::Bytes>::new()).unwrap();
+                let resp = send.send_request(req).await.unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.into_body().collect().await.unwrap();
+                lat.push(t.elapsed());
+                calls += 1;
+                i += concurrency;
+            }
+            (calls, lat)
+        }));
+    }
+    let started = Instant::now();
+    let mut run = Run { calls: 0, items: 0, secs: 0.0, lat: Vec::new(), server_us: 0.0, client_us: 0.0 };
+    for t in tasks {
+        let (c, l) = t.await.unwrap();
+        run.calls += c;
+        run.items += c;
+        run.lat.extend(l);
+    }
+    run.secs = started.elapsed().as_secs_f64().max(dur.as_secs_f64());
+    run.lat.sort();
+    run
+}
+
+async fn json_vs_grpc(bin: &PathBuf, concurrency: usize, dur: Duration, rounds: usize) {
+    let server = ServerProcess::start_with(bin, &["--demo"]).await;
+    let chans = channels(&server.url, 4).await;
+    let addr: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
+    let countries: Arc<Vec<String>> = Arc::new(Country::all().iter().map(|c| c.to_string()).collect());
+    closed_loop(Kind::Check, &chans, 16, Duration::from_millis(500), &countries).await;
+    json_loop(addr, 16, Duration::from_millis(500), &countries).await;
+    println!(
+        "json: Check as JSON over HTTP/1.1 ({concurrency} keep-alive connections) vs gRPC ({concurrency} in flight over 4 HTTP/2 connections), {:.1} s each, {rounds} paired rounds",
+        dur.as_secs_f64()
+    );
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let mut this = [(0.0f64, 0.0f64, 0.0f64); 2];
+        for k in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+            let (s0, b0) = (server.cpu_secs(), cpu_secs("/proc/self/stat"));
+            let r = if k == 0 {
+                closed_loop(Kind::Check, &chans, concurrency, dur, &countries).await
+            } else {
+                json_loop(addr, concurrency, dur, &countries).await
+            };
+            let server_us = (server.cpu_secs() - s0) * 1e6 / r.calls as f64;
+            let client_us = (cpu_secs("/proc/self/stat") - b0) * 1e6 / r.calls as f64;
+            this[k] = (r.rate(), server_us, client_us);
+        }
+        println!(
+            "json: round {round}: gRPC {:.0} calls/s (server {:.1} µs, generator {:.1} µs per call); JSON {:.0} calls/s (server {:.1} µs, generator {:.1} µs); JSON/gRPC {:.3}",
+            this[0].0,
+            this[0].1,
+            this[0].2,
+            this[1].0,
+            this[1].1,
+            this[1].2,
+            this[1].0 / this[0].0
+        );
+        ratios.push(this[1].0 / this[0].0);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!("json: JSON/gRPC Check calls/s, median of {rounds} paired rounds: {:.3}", ratios[ratios.len() / 2]);
+}
+
 async fn mirror(bin: &PathBuf, checks: usize) {
     use std::{collections::HashMap, hint::black_box};
     let server = ServerProcess::start_with(bin, &["--demo"]).await;
@@ -992,6 +1090,9 @@ async fn run(cli: Cli) {
             mirror(&bin, 5_000_000).await;
         }
         Cmd::Mirror { checks } => mirror(&bin, checks).await,
+        Cmd::Json { concurrency, seconds, rounds } => {
+            json_vs_grpc(&bin, concurrency, Duration::from_secs_f64(seconds), rounds).await
+        }
         Cmd::Rpc { concurrency, seconds, connections, rounds } => {
             rpc(&bin, &concurrency, Duration::from_secs_f64(seconds), connections, rounds).await
         }
