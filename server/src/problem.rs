@@ -78,6 +78,8 @@ pub fn problem_as(status: &Status, http: StatusCode) -> Response<Body> {
     let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = http;
+    // For the metrics layer: the answer's gRPC code.
+    resp.extensions_mut().insert(status.code());
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     if status.code() == Code::Unauthenticated {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -60,6 +60,13 @@ async fn metrics_endpoint_exposes_the_series_and_they_move() {
     assert!(value(&after, "eligibility_revision").unwrap() >= w.revision.0 as f64 - 0.5);
     assert!(value(&after, "eligibility_watchers").unwrap() >= 1.0);
     assert!(after.contains("eligibility_store_seconds_bucket{op=\"append\""), "store latency");
+    // The HTTP/JSON routes count under their own labels, with the gRPC code
+    // of their answer.
+    assert_eq!(eligibility_e2e::web::get(server.addr, "/v1/lists/cyber/check/FR").await.status, 200);
+    assert_eq!(eligibility_e2e::web::get(server.addr, "/v1/lists/nosuch/check/FR").await.status, 404);
+    let http = scrape(maddr).await;
+    assert!(value(&http, "eligibility_rpc_requests_total{method=\"http.Check\",code=\"OK\"}").unwrap() >= 1.0);
+    assert!(value(&http, "eligibility_rpc_requests_total{method=\"http.Check\",code=\"NOT_FOUND\"}").unwrap() >= 1.0);
     server.stop().await;
 }
 

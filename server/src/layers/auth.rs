@@ -69,7 +69,7 @@ pub const HTTP_ROUTES: &[(&str, &str, &str, Access)] = &[
 ];
 
 /// Whether `path` fits `template` (`{}` stands for one non-empty segment).
-fn fits(template: &str, path: &str) -> bool {
+pub(crate) fn fits(template: &str, path: &str) -> bool {
     let (mut t, mut p) = (template.split('/'), path.split('/'));
     loop {
         match (t.next(), p.next()) {

@@ -47,7 +47,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         use tracing::Instrument;
-        let method = method_label(req.uri().path());
+        let method = method_label(req.method(), req.uri().path());
         let started = Instant::now();
         let span = crate::telemetry::rpc_span(method, req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
         // The inner service was made ready by poll_ready; keep that one and
@@ -110,9 +110,14 @@ fn record(method: &'static str, code: Code, started: Instant) {
 }
 
 /// The status of a response that carries it in its headers (errors are
-/// "trailers-only" responses); `None` when it will come in the trailers.
+/// "trailers-only" responses) or, over HTTP/JSON, with its problem;
+/// `None` when it will come in the trailers (or an HTTP answer succeeded).
 fn grpc_code(resp: &http::Response<Body>) -> Option<Code> {
-    resp.headers().get("grpc-status").map(|v| Code::from_bytes(v.as_bytes()))
+    match resp.headers().get("grpc-status") {
+        Some(v) => Some(Code::from_bytes(v.as_bytes())),
+        // An HTTP/JSON problem carries its code as an extension.
+        None => resp.extensions().get::<Code>().copied(),
+    }
 }
 
 /// A streaming response's body, recorded when it ends: with the status of
@@ -191,11 +196,35 @@ const METHODS: &[&str] = &[
     "ServerReflectionInfo",
     "health.Check",
     "health.Watch",
+    "http.Check",
+    "http.BatchCheck",
+    "http.ListEntries",
+    "http.ListLists",
+    "http.GetList",
+    "http.History",
+    "http.Diff",
+    "http.Watch",
+    "http.CreateList",
+    "http.UpdateList",
+    "http.Apply",
+    "http.ReplaceMembers",
+    "http.OpenApi",
     "other",
 ];
 
-/// The label value of a request path.
-fn method_label(path: &str) -> &'static str {
+/// The label value of a request: the RPC's name; `http.` and the RPC's
+/// name for the HTTP/JSON routes.
+fn method_label(method: &http::Method, path: &str) -> &'static str {
+    if path.starts_with("/v1/") {
+        let rpc = super::auth::HTTP_ROUTES
+            .iter()
+            .find(|(m, template, ..)| *m == method.as_str() && super::auth::fits(template, path))
+            .map(|(_, _, rpc, _)| *rpc);
+        return rpc
+            .and_then(|rpc| METHODS.iter().find(|k| k.strip_prefix("http.") == Some(rpc)))
+            .copied()
+            .unwrap_or("other");
+    }
     let name = path.rsplit('/').next().unwrap_or("");
     if path.starts_with("/grpc.health.v1.Health/") {
         return if name == "Watch" { "health.Watch" } else { "health.Check" };
