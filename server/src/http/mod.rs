@@ -7,6 +7,31 @@
 //! code, the message and the field violations. The same auth, metrics and
 //! limits layers stand in front of it as in front of gRPC.
 
+/// Early answers for the routes: a bad query or parameter answers its
+/// problem at once.
+#[macro_use]
+mod macros {
+    /// Parses the query (only `known` keys) or answers its problem.
+    macro_rules! query {
+        ($parts:expr, $known:expr) => {
+            match $crate::http::query::Query::parse(&$parts.uri).and_then(|q| q.only($known).map(|()| q)) {
+                Ok(q) => q,
+                Err(status) => return $crate::problem::problem(&status),
+            }
+        };
+    }
+
+    /// Answers the problem of a bad parameter.
+    macro_rules! tri {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(status) => return $crate::problem::problem(&status),
+            }
+        };
+    }
+}
+
 pub mod openapi;
 mod query;
 mod reads;
@@ -21,11 +46,12 @@ use axum::{
     routing::{get, post},
 };
 use http::{HeaderValue, Response, StatusCode, header};
+use tonic::Status;
 
 pub use crate::problem::problem;
 use crate::{
     app::App,
-    grpc::{AdminService, EligibilityService},
+    grpc::{AdminService, EligibilityService, convert::invalid},
 };
 
 /// What the routes share.
@@ -80,4 +106,16 @@ pub(crate) fn rpc_request<T>(parts: &http::request::Parts, message: T) -> tonic:
         parts.extensions.clone(),
         message,
     )
+}
+
+/// Reads a JSON body of at most `max` bytes as `T` (unknown fields and
+/// wrong types are errors naming them).
+pub(crate) async fn body<T: serde::de::DeserializeOwned>(body: AxumBody, max: usize) -> Result<T, Status> {
+    let bytes = axum::body::to_bytes(body, max).await.map_err(|e| {
+        Status::resource_exhausted(format!("the request body is larger than the limit of {max} bytes ({e})"))
+    })?;
+    if bytes.is_empty() {
+        return Err(invalid("body", "a JSON object is required"));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| invalid("body", &format!("not the request's JSON: {e}")))
 }

@@ -81,27 +81,6 @@ fn fixed(point: &pb::ReadPoint) -> bool {
     point.as_of.is_some() && matches!(point.consistency, Some(pb::read_point::Consistency::AtRevision(_)))
 }
 
-/// Parses the query (only `known` keys) or answers its problem.
-macro_rules! query {
-    ($parts:expr, $known:expr) => {
-        match Query::parse(&$parts.uri).and_then(|q| q.only($known).map(|()| q)) {
-            Ok(q) => q,
-            Err(status) => return problem(&status),
-        }
-    };
-}
-
-/// Answers the problem of a bad parameter.
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(status) => return problem(&status),
-        }
-    };
-}
-pub(crate) use {query, tri};
-
 /// `GET /v1/lists/{list_id}/check/{country}`: Check.
 pub async fn check(
     State(h): State<Http>,
@@ -120,7 +99,7 @@ pub async fn check(
 pub async fn batch_check(State(h): State<Http>, req: Request) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let _ = query!(parts, &[]);
-    let msg: pb::BatchCheckRequest = tri!(super::writes::body(body, h.app.limits().max_message_bytes).await);
+    let msg: pb::BatchCheckRequest = tri!(super::body(body, h.app.limits().max_message_bytes).await);
     let fixed = msg.point.as_ref().is_some_and(fixed);
     answer(&parts, h.query.batch_check(rpc_request(&parts, msg)).await, fixed)
 }

@@ -17,12 +17,7 @@ use eligibility::proto::v1::{self as pb, watch_event::Event as E};
 use futures_util::StreamExt;
 use http::{HeaderValue, Response, header};
 
-use super::{
-    Http, problem,
-    query::Query,
-    reads::{query, tri},
-    rpc_request,
-};
+use super::{Http, problem, rpc_request};
 use crate::grpc::convert::{invalid, watch_event};
 
 /// The keys `GET /v1/watch` takes.

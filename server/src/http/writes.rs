@@ -10,20 +10,8 @@ use eligibility::proto::v1::{self as pb, admin_service_server::AdminService as _
 use http::{Response, StatusCode, header};
 use tonic::Status;
 
-use super::{Http, json, problem, reads::tri, rpc_request};
+use super::{Http, body, json, problem, rpc_request};
 use crate::grpc::convert::invalid;
-
-/// Reads a JSON body of at most `max` bytes as `T` (unknown fields and
-/// wrong types are errors naming them).
-pub(crate) async fn body<T: serde::de::DeserializeOwned>(body: Body, max: usize) -> Result<T, Status> {
-    let bytes = axum::body::to_bytes(body, max).await.map_err(|e| {
-        Status::resource_exhausted(format!("the request body is larger than the limit of {max} bytes ({e})"))
-    })?;
-    if bytes.is_empty() {
-        return Err(invalid("body", "a JSON object is required"));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| invalid("body", &format!("not the request's JSON: {e}")))
-}
 
 /// The write options with the headers' request id and expected revision.
 fn options(parts: &http::request::Parts, options: Option<pb::WriteOptions>) -> Result<pb::WriteOptions, Status> {
