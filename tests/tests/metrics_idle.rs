@@ -2,24 +2,8 @@
 //! there from the start, with its help text, so dashboards and alerts work
 //! before the first call. Its own test binary: the recorder is process-wide.
 
-use std::time::Duration;
-
-use eligibility_e2e::TestServer;
+use eligibility_e2e::{TestServer, scrape};
 use eligibility_server::server::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    for _ in 0..100 {
-        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").await.unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            return out;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("metrics endpoint not reachable");
-}
 
 #[tokio::test]
 async fn an_idle_replica_exposes_every_series_at_zero_with_help() {

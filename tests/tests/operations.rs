@@ -4,27 +4,13 @@ use std::time::Duration;
 
 use eligibility::proto::v1::{self as pb, read_point::Consistency};
 use eligibility_client::{EntryChange, WatchOptions, WatchStart, WriteOptions};
-use eligibility_e2e::{TestServer, cc, list};
+use eligibility_e2e::{TestServer, cc, list, scrape};
 use eligibility_server::{limits::Limits, server::Config};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
 fn free_port() -> std::net::SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
-}
-
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    for _ in 0..50 {
-        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").await.unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            return out;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("metrics endpoint not reachable");
 }
 
 /// The value of the first sample whose line starts with `prefix`.

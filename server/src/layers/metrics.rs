@@ -101,7 +101,7 @@ fn record(method: &'static str, code: Code, started: Instant) {
     let h = handles();
     h.counters[m * CODES + (code as usize).min(CODES - 1)]
         .get_or_init(
-            || metrics::counter!("eligibility_rpc_requests_total", "method" => method, "code" => code_label(code)),
+            || metrics::counter!("eligibility_rpc_requests_total", "method" => method, "code" => crate::problem::code_name(code)),
         )
         .increment(1);
     h.histograms[m]
@@ -232,26 +232,4 @@ fn method_label(method: &http::Method, path: &str) -> &'static str {
     // Our methods' names are the labels (the "health." ones cannot match a
     // bare method name).
     METHODS.iter().find(|k| **k == name).copied().unwrap_or("other")
-}
-
-fn code_label(c: Code) -> &'static str {
-    match c {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
