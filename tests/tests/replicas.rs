@@ -117,6 +117,8 @@ async fn activation_is_recorded_once_across_replicas() {
     let marker =
         cb.apply(&[EntryChange::add(&list("l"), cc("FR"))], None, &WriteOptions::reason("marker")).await.unwrap();
     assert_eq!(marker.revision.0, act.revision.0 + 1, "no second activation entry");
+    // A reads its own log: wait until it has caught up with B's marker.
+    ca.check_at(&list("l"), cc("FR"), Point::latest().min_revision(marker.revision)).await.unwrap();
     let (_, history) = ca.history(&list("l"), None, None).await.unwrap();
     assert_eq!(history.iter().filter(|c| c.activates.is_some()).count(), 1);
     a.stop().await;
