@@ -18,7 +18,10 @@ use futures_util::StreamExt;
 use http::{HeaderValue, Response, header};
 
 use super::{Http, problem, rpc_request};
-use crate::grpc::convert::{invalid, watch_event};
+use crate::{
+    grpc::convert::{invalid, watch_event},
+    watch::{Encoding, Event},
+};
 
 /// The keys `GET /v1/watch` takes.
 const KEYS: [&str; 5] = ["after_revision", "snapshot", "list_id", "country", "store_id"];
@@ -53,8 +56,7 @@ pub async fn watch(State(h): State<Http>, req: Request) -> Response<Body> {
         countries: q.all("country").map(str::to_owned).collect(),
         store_id: tri!(q.one("store_id")).unwrap_or_default().to_owned(),
     };
-    let events =
-        tri!(h.query.watch_events(rpc_request(&parts, msg), |e, store_id| sse(&watch_event(e, store_id))).await);
+    let events = tri!(h.query.watch_events(rpc_request(&parts, msg), present).await);
     let mut resp = Response::new(Body::from_stream(events.map(Ok::<_, Infallible>)));
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -62,6 +64,16 @@ pub async fn watch(State(h): State<Http>, req: Request) -> Response<Body> {
     // Proxies that buffer responses (nginx) would hold events back.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
+}
+
+/// An event as the stream sends it. A changeset is encoded once and its
+/// bytes shared by every stream that sends the same one (as the gRPC path
+/// does).
+fn present(e: &Event, store_id: &str) -> Bytes {
+    match e {
+        Event::Changeset(p) => p.encoded_as(Encoding::ServerSentEvent, |_| sse(&watch_event(e, store_id))),
+        other => sse(&watch_event(other, store_id)),
+    }
 }
 
 /// One event in the `text/event-stream` format.

@@ -20,26 +20,42 @@ use crate::{
     registry::Publisher,
 };
 
-/// A changeset on its way to watchers, with a slot where the transport
-/// keeps its encoded form: every watcher that sends the same (unfiltered)
-/// changeset shares one `Published`, so it is encoded once, not once per
-/// watcher.
+/// A changeset on its way to watchers, with a slot per encoding where the
+/// transports keep its encoded form: every watcher that sends the same
+/// (unfiltered) changeset shares one `Published`, so it is encoded once per
+/// encoding, not once per watcher.
 #[derive(Debug)]
 pub struct Published {
     /// The changeset (filtered for the watcher, when it has a filter).
     pub changeset: Arc<Changeset>,
-    wire: OnceLock<bytes::Bytes>,
+    encoded: [OnceLock<bytes::Bytes>; ENCODINGS],
 }
+
+/// The encodings a changeset is sent in.
+#[derive(Clone, Copy, Debug)]
+pub enum Encoding {
+    /// A gRPC message frame (Watch).
+    GrpcFrame = 0,
+    /// A server-sent event (the HTTP event stream).
+    ServerSentEvent = 1,
+}
+
+const ENCODINGS: usize = 2;
 
 impl Published {
     /// Wraps a changeset.
     pub fn new(changeset: Arc<Changeset>) -> Arc<Self> {
-        Arc::new(Published { changeset, wire: OnceLock::new() })
+        Arc::new(Published { changeset, encoded: Default::default() })
     }
 
-    /// The encoded form, made by `encode` on first use and shared after.
+    /// The gRPC-framed form, made by `encode` on first use and shared after.
     pub fn wire(&self, encode: impl FnOnce(&Changeset) -> bytes::Bytes) -> bytes::Bytes {
-        self.wire.get_or_init(|| encode(&self.changeset)).clone()
+        self.encoded_as(Encoding::GrpcFrame, encode)
+    }
+
+    /// The form `encoding`, made by `encode` on first use and shared after.
+    pub fn encoded_as(&self, encoding: Encoding, encode: impl FnOnce(&Changeset) -> bytes::Bytes) -> bytes::Bytes {
+        self.encoded[encoding as usize].get_or_init(|| encode(&self.changeset)).clone()
     }
 }
 

@@ -21,7 +21,7 @@ use std::{sync::Arc, time::Duration};
 use eligibility::{Revision, Timestamp};
 
 pub use self::{
-    hub::{FeedItem, Hub, Published, WatchStats},
+    hub::{Encoding, FeedItem, Hub, Published, WatchStats},
     watcher::{EventStream, open},
 };
 pub use crate::reads::{Filter, SnapshotList};
