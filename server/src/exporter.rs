@@ -70,6 +70,14 @@ fn describe() {
         "How far this replica is behind the store: 0 at the head; while catching up, the age of the newest changeset read"
     );
     describe_counter!("eligibility_resource_exhausted_total", "Requests and streams refused by a limit, by limit");
+    describe_gauge!("eligibility_connections", "Client connections open now");
+    describe_counter!(
+        "eligibility_connections_refused_total",
+        "Connections closed by a connection limit: max_connections, max_connections_per_address, handshake_timeout"
+    );
+    for reason in ["max_connections", "max_connections_per_address", "handshake_timeout"] {
+        metrics::counter!("eligibility_connections_refused_total", "reason" => reason).absolute(0);
+    }
     for decision in ["listed", "not_listed", "removed", "denylisted", "not_denylisted", "denylist_removed"] {
         metrics::counter!("eligibility_checks_total", "decision" => decision).absolute(0);
     }

@@ -19,6 +19,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod conns;
 pub mod demo;
 pub mod error;
 pub mod exporter;

@@ -114,7 +114,8 @@ pub async fn run(
     };
     // TCP_NODELAY: without it, small responses wait on delayed ACKs (~40 ms
     // per call on Linux).
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming =
+        crate::conns::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), config.connections.clone());
     let result = router.serve_with_incoming_shutdown(incoming, shutdown).await;
     app.shutdown();
     tasks.join().await;

@@ -7,7 +7,7 @@ pub mod settings;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 pub use self::settings::{ConfigError, Resolved, Settings};
-use crate::{auth::AuthConfig, limits::Limits, store::PgOptions, watch::WatchConfig};
+use crate::{auth::AuthConfig, conns::ConnLimits, limits::Limits, store::PgOptions, watch::WatchConfig};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -43,6 +43,8 @@ pub struct Config {
     /// Browser origins allowed to call the HTTP API, the event stream and
     /// gRPC-Web (`*`: any; empty: none).
     pub cors_allowed_origins: Vec<String>,
+    /// Limits on connections.
+    pub connections: ConnLimits,
 }
 
 /// HTTP/2 settings of the server's connections.
@@ -86,6 +88,7 @@ impl Default for Config {
             tls: None,
             metrics_listen: None,
             cors_allowed_origins: Vec::new(),
+            connections: ConnLimits::default(),
         }
     }
 }

@@ -15,7 +15,9 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use serde::{Deserialize, Serialize};
 
 use super::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, Http2Config, TlsFiles};
-use crate::{auth::AuthConfig, limits::Limits, store::PgOptions, telemetry::LogFormat, watch::WatchConfig};
+use crate::{
+    auth::AuthConfig, conns::ConnLimits, limits::Limits, store::PgOptions, telemetry::LogFormat, watch::WatchConfig,
+};
 
 /// Where a setting's value came from (for errors).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,6 +305,12 @@ settings! {
     request_timeout_ms: u64 = millis(Limits::default().request_timeout), positive;
     /// Browser origins allowed to call the HTTP API and gRPC-Web, comma-separated (`*`: any).
     cors_allowed_origins: Vec<String> = Vec::new(), origins;
+    /// Open connections in all; past it a new connection is closed at once.
+    max_connections: usize = ConnLimits::default().max, positive_usize;
+    /// Open connections per client address; past it a new one is closed at once.
+    max_connections_per_address: usize = ConnLimits::default().max_per_address, positive_usize;
+    /// Time for a new connection's first request headers (or HTTP/2 preface, or TLS hello), ms.
+    handshake_timeout_ms: u64 = millis(ConnLimits::default().handshake), positive;
     }
     optional {
         /// Postgres URL (several replicas on one database) instead of the embedded store.
@@ -420,6 +428,11 @@ impl Settings {
             tls,
             metrics_listen: e.metrics_listen,
             cors_allowed_origins: e.cors_allowed_origins.clone(),
+            connections: ConnLimits {
+                max: e.max_connections,
+                max_per_address: e.max_connections_per_address,
+                handshake: ms(e.handshake_timeout_ms),
+            },
         };
         let log_format = e.log_format.parse().expect("checked by merge");
         let mut effective = e.clone();

@@ -1,0 +1,64 @@
+//! Connection limits: past the per-address limit a new connection is
+//! closed at once; a connection that stays silent, or sends its headers too
+//! slowly, is closed at the handshake deadline; legitimate calls keep
+//! working throughout.
+
+use std::time::{Duration, Instant};
+
+use eligibility_e2e::{TestServer, cc, list};
+use eligibility_server::{conns::ConnLimits, server::Config};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// Waits (at most `within`) for the server to close `s`; how long it took.
+async fn closed_within(s: &mut TcpStream, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout_at((started + within).into(), s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            // An answer (e.g. an HTTP/1.1 timeout response) before the close.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excess_and_silent_connections_are_closed_and_calls_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().to_owned(),
+        demo: true,
+        connections: ConnLimits { max: 100, max_per_address: 8, handshake: Duration::from_millis(500) },
+        ..Config::default()
+    };
+    let server = TestServer::start_with(config).await;
+    // A legitimate client first (one connection, kept).
+    let client = server.client().await;
+    assert!(!client.check(&list("cyber"), cc("MX")).await.unwrap().decision.eligible);
+    // Seven more, idle: the address's limit (8) is reached.
+    let mut idle = Vec::new();
+    for _ in 0..7 {
+        idle.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    // The ninth is closed at once.
+    let mut excess = TcpStream::connect(server.addr).await.unwrap();
+    let t = closed_within(&mut excess, Duration::from_secs(2)).await.expect("the excess connection is closed");
+    assert!(t < Duration::from_millis(400), "closed after {t:?}, not at once");
+    // The idle ones are closed at the handshake deadline, slow headers too.
+    let mut slow = idle.pop().unwrap();
+    slow.write_all(b"GET /v1/lists HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    for s in idle.iter_mut().chain(std::iter::once(&mut slow)) {
+        let t = closed_within(s, Duration::from_secs(5)).await.expect("closed at the deadline");
+        assert!(t < Duration::from_secs(3), "{t:?}");
+    }
+    // The legitimate client's connection was never touched, and new ones
+    // are accepted again.
+    assert!(client.check(&list("cyber"), cc("FR")).await.unwrap().decision.eligible);
+    let again = server.client().await;
+    assert!(again.check(&list("cyber"), cc("FR")).await.is_ok());
+    server.stop().await;
+}
