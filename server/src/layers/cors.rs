@@ -54,7 +54,9 @@ where
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = Either<Ready<Result<Self::Response, Self::Error>>, CorsFuture<S::Future>>;
+    // No origin (every non-browser call): the inner future as it is, no
+    // allocation; a browser's call: wrapped to add the CORS headers.
+    type Future = Either<Ready<Result<Self::Response, Self::Error>>, Either<S::Future, CorsFuture<S::Future>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -68,7 +70,12 @@ where
         }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Either::Right(CorsFuture { inner: Box::pin(inner.call(req)), origin: allowed })
+        match allowed {
+            None => Either::Right(Either::Left(inner.call(req))),
+            Some(origin) => {
+                Either::Right(Either::Right(CorsFuture { inner: Box::pin(inner.call(req)), origin: Some(origin) }))
+            }
+        }
     }
 }
 
