@@ -2,6 +2,7 @@
 //! ([`Config`]), and where it comes from ([`settings`]: flags, environment
 //! variables and an optional TOML file, one declaration per setting).
 
+mod checks;
 pub mod settings;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
