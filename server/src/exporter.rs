@@ -124,3 +124,8 @@ pub async fn serve(listener: TcpListener, shutdown: Shutdown) {
         });
     }
 }
+
+/// Counts a refusal by a limit (`resource_exhausted_total{reason}`).
+pub fn exhausted(reason: &'static str) {
+    metrics::counter!("eligibility_resource_exhausted_total", "reason" => reason).increment(1);
+}

@@ -428,3 +428,8 @@ pub async fn scrape(addr: SocketAddr) -> String {
     }
     panic!("metrics endpoint not reachable");
 }
+
+/// The value of the first metrics sample whose line starts with `prefix`.
+pub fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find(|l| l.starts_with(prefix))?.rsplit(' ').next()?.parse().ok()
+}

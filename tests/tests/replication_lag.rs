@@ -5,15 +5,11 @@
 use std::time::Duration;
 
 use eligibility_client::{EntryChange, ListMode, NewList, Point, WriteOptions};
-use eligibility_e2e::{TestServer, cc, list, pg_test_db};
+use eligibility_e2e::{TestServer, cc, list, pg_test_db, scrape};
 use eligibility_server::{server::Config, store::PgOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn lag(addr: std::net::SocketAddr) -> f64 {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").await.unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).await.unwrap();
+    let text = scrape(addr).await;
     text.lines()
         .find_map(|l| l.strip_prefix("eligibility_replication_lag_seconds "))
         .and_then(|v| v.parse().ok())

@@ -292,13 +292,19 @@ impl Settings {
     /// Parses the command line and the environment: every setting's
     /// environment variable is `ELIGIBILITY_` and its key in capitals.
     pub fn from_cli() -> Settings {
+        // The defaults' printed form, made once for every flag's help.
+        let defaults = Effective::default_table();
         let command = Settings::command().mut_args(|arg| {
             let id = arg.get_id().as_str().to_owned();
             if !KEYS.contains(&id.as_str()) {
                 return arg;
             }
             let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-            let default = Effective::default_line(&id);
+            let default = match defaults.get(&id) {
+                Some(toml::Value::String(s)) => format!(" [default: {s}]"),
+                Some(v) => format!(" [default: {v}]"),
+                None => " [default: off]".to_owned(),
+            };
             // Built once at start: leaking gives clap the 'static strings it
             // keeps without its `string` feature.
             let env: &'static str = Box::leak(format!("ELIGIBILITY_{}", id.to_ascii_uppercase()).into_boxed_str());
@@ -386,16 +392,11 @@ impl Settings {
 }
 
 impl Effective {
-    /// `" [default: X]"` for a setting's help (empty for those off by
-    /// default).
-    fn default_line(key: &str) -> String {
+    /// The defaults, as `--print-config` would print them (settings that
+    /// are off by default are absent).
+    fn default_table() -> toml::Table {
         let defaults = Settings::default().merge(&Settings::default(), None).expect("the defaults are valid");
-        let table = toml::Table::try_from(&defaults).unwrap_or_default();
-        match table.get(key) {
-            Some(toml::Value::String(s)) => format!(" [default: {s}]"),
-            Some(v) => format!(" [default: {v}]"),
-            None => " [default: off]".to_owned(),
-        }
+        toml::Table::try_from(&defaults).unwrap_or_default()
     }
 }
 

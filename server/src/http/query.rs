@@ -43,7 +43,7 @@ impl Query {
     }
 
     /// A time (RFC 3339, or a date).
-    pub fn time(&self, key: &str) -> Result<Option<pb_timestamp::T>, Status> {
+    pub fn time(&self, key: &str) -> Result<Option<eligibility::wkt::Timestamp>, Status> {
         self.one(key)?
             .map(|v| Timestamp::parse(v).map(Into::into).map_err(|e| invalid(key, &e.to_string())))
             .transpose()
@@ -78,12 +78,6 @@ impl Query {
         };
         Ok(pb::ReadPoint { as_of: self.time("as_of")?, consistency })
     }
-}
-
-/// The wire timestamp type.
-pub mod pb_timestamp {
-    /// The well-known `Timestamp` of the generated code.
-    pub type T = eligibility::wkt::Timestamp;
 }
 
 /// The query keys of a read point.

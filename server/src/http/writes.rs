@@ -41,6 +41,16 @@ fn options(parts: &http::request::Parts, options: Option<pb::WriteOptions>) -> R
     Ok(o)
 }
 
+/// The list id of the path into the body (which may repeat it, not
+/// contradict it).
+fn from_path(body: &mut String, path: String) -> Result<(), Status> {
+    if !body.is_empty() && *body != path {
+        return Err(invalid("listId", "differs from the list in the path"));
+    }
+    *body = path;
+    Ok(())
+}
+
 /// The answer of a write (with the new head as its ETag), or its problem.
 fn written(result: Result<tonic::Response<pb::WriteResponse>, Status>) -> Response<Body> {
     match result {
@@ -82,10 +92,7 @@ pub async fn create_list(State(h): State<Http>, req: Request) -> Response<Body> 
 pub async fn update_list(State(h): State<Http>, Path(list_id): Path<String>, req: Request) -> Response<Body> {
     let (parts, b) = req.into_parts();
     let mut msg: pb::UpdateListRequest = request_body!(h, b);
-    if !msg.list_id.is_empty() && msg.list_id != list_id {
-        return problem(&invalid("listId", "differs from the list in the path"));
-    }
-    msg.list_id = list_id;
+    tri!(from_path(&mut msg.list_id, list_id));
     msg.options = Some(tri!(options(&parts, msg.options.take())));
     written(h.admin.update_list(rpc_request(&parts, msg)).await)
 }
@@ -102,10 +109,7 @@ pub async fn apply(State(h): State<Http>, req: Request) -> Response<Body> {
 pub async fn replace_members(State(h): State<Http>, Path(list_id): Path<String>, req: Request) -> Response<Body> {
     let (parts, b) = req.into_parts();
     let mut msg: pb::ReplaceMembersRequest = request_body!(h, b);
-    if !msg.list_id.is_empty() && msg.list_id != list_id {
-        return problem(&invalid("listId", "differs from the list in the path"));
-    }
-    msg.list_id = list_id;
+    tri!(from_path(&mut msg.list_id, list_id));
     msg.options = Some(tri!(options(&parts, msg.options.take())));
     written(h.admin.replace_members(rpc_request(&parts, msg)).await)
 }

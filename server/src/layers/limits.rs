@@ -19,6 +19,8 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use tonic::{Status, body::Body};
 
+use crate::exporter::exhausted;
+
 /// Whether a request's body is gRPC-framed (a 5-byte prefix per message):
 /// gRPC, and binary gRPC-Web; not gRPC-Web's base64 text form, not JSON.
 fn grpc_framed(headers: &http::HeaderMap) -> bool {
@@ -26,11 +28,6 @@ fn grpc_framed(headers: &http::HeaderMap) -> bool {
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/grpc") && !ct.starts_with("application/grpc-web-text"))
-}
-
-/// Counts a refusal by a limit.
-pub fn exhausted(reason: &'static str) {
-    metrics::counter!("eligibility_resource_exhausted_total", "reason" => reason).increment(1);
 }
 
 /// See the module docs.

@@ -152,7 +152,7 @@ impl Hub {
         let mut admission = Admission { hub: self.clone(), peer: None };
         if total > self.config.max_watchers {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
-            exhausted("watchers");
+            crate::exporter::exhausted("watchers");
             return Err(Error::ResourceExhausted(format!(
                 "this server already has {} watchers (the maximum is {})",
                 total - 1,
@@ -164,7 +164,7 @@ impl Hub {
             let n = map.entry(peer).or_insert(0);
             if *n >= self.config.max_watchers_per_connection {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                exhausted("watchers_per_connection");
+                crate::exporter::exhausted("watchers_per_connection");
                 return Err(Error::ResourceExhausted(format!(
                     "connection {peer} already has {} watchers (the maximum per connection is {})",
                     n, self.config.max_watchers_per_connection
@@ -175,10 +175,6 @@ impl Hub {
         }
         Ok(admission)
     }
-}
-
-fn exhausted(reason: &'static str) {
-    metrics::counter!("eligibility_resource_exhausted_total", "reason" => reason).increment(1);
 }
 
 /// A watcher's place in the limits; released on drop (the stream ended or
