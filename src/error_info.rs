@@ -15,6 +15,10 @@ pub mod reason {
     /// `FAILED_PRECONDITION`: a watch resumes after a revision the server
     /// has not reached.
     pub const RESUME_AHEAD: &str = "RESUME_AHEAD";
+    /// `RESOURCE_EXHAUSTED`: a watch ended because its client read too
+    /// slowly (the server held more unsent bytes than its budget allows);
+    /// resume after the last revision received.
+    pub const SLOW_CONSUMER: &str = "SLOW_CONSUMER";
 }
 
 /// `ErrorInfo.metadata` keys.
@@ -27,4 +31,6 @@ pub mod key {
     pub const STORE_ID: &str = "store_id";
     /// The server's head revision (with `RESUME_AHEAD`).
     pub const HEAD_REVISION: &str = "head_revision";
+    /// The last revision the stream sent (with `SLOW_CONSUMER`).
+    pub const RESUME_AFTER_REVISION: &str = "resume_after_revision";
 }

@@ -223,8 +223,12 @@ struct Resumer {
     tx: mpsc::Sender<Result<WatchEvent>>,
 }
 
+/// Whether a failure ends the watch. Transient failures are retried, and so
+/// is `RESOURCE_EXHAUSTED`: the server was at its watcher limit, or ended
+/// this stream because it was read too slowly (`SLOW_CONSUMER`); both
+/// pass, and the watch resumes after the last revision it received.
 fn is_fatal(e: &Error) -> bool {
-    !e.is_transient()
+    !(e.is_transient() || matches!(e, Error::ResourceExhausted(_)))
 }
 
 impl Resumer {

@@ -2,7 +2,7 @@
 //! change stream, as every transport sees it. Built by
 //! [`crate::server::open`]; transports hold an `Arc<App>`.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use eligibility::Point;
 
@@ -13,7 +13,7 @@ use crate::{
     reads::View,
     registry::Registry,
     store::Store,
-    watch::{Event, EventStream, Hub, WatchConfig, WatchRequest},
+    watch::{Event, EventStream, Hub, Origin, WatchConfig, WatchRequest},
     writes::Writer,
 };
 
@@ -61,11 +61,11 @@ impl App {
     }
 
     /// Opens a watch (see [`crate::watch::open`]).
-    pub async fn watch<T, F>(&self, req: WatchRequest, peer: Option<SocketAddr>, present: F) -> Result<EventStream<T>>
+    pub async fn watch<T, F>(&self, req: WatchRequest, origin: Origin, present: F) -> Result<EventStream<T>>
     where
         T: Send + 'static,
         F: Fn(Event) -> T + Send + 'static,
     {
-        crate::watch::open(&self.registry, &self.hub, req, peer, present).await
+        crate::watch::open(&self.registry, &self.hub, req, origin, present).await
     }
 }

@@ -4,8 +4,14 @@
 //! preface, the first HTTP/1.1 request's headers, or (TLS) the start of
 //! the handshake. A connection that opens and stays silent, or sends its
 //! headers a byte a second, is closed at the deadline instead of holding a
-//! descriptor and memory. Refusals are counted and logged once per
-//! interval, not per connection.
+//! descriptor and memory. A connection with no request or stream in
+//! progress for the idle timeout is closed too. Refusals are counted and
+//! logged once per interval, not per connection.
+//!
+//! Each connection carries its [`Ledger`] (see [`crate::budget`]): its IO
+//! counts the bytes written to the socket against what its streams handed
+//! over, and fails at once when the budget closes it. Handlers find the
+//! ledger, and the client's address, in the request's [`ConnInfo`].
 
 use std::{
     collections::HashMap,
@@ -25,7 +31,9 @@ use tokio::{
     net::TcpStream,
 };
 use tokio_stream::{Stream, StreamExt};
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
+
+use crate::budget::{Budget, Ledger};
 
 /// Connection limits.
 #[derive(Clone, Debug)]
@@ -36,12 +44,40 @@ pub struct ConnLimits {
     pub max_per_address: usize,
     /// Time for a new connection's first request (or preface, or TLS hello).
     pub handshake: Duration,
+    /// Time a connection may stay open with no request or stream in
+    /// progress.
+    pub idle: Duration,
 }
 
 impl Default for ConnLimits {
     fn default() -> Self {
-        ConnLimits { max: 10_000, max_per_address: 1_000, handshake: Duration::from_secs(10) }
+        ConnLimits {
+            max: 10_000,
+            max_per_address: 1_000,
+            handshake: Duration::from_secs(10),
+            idle: Duration::from_secs(300),
+        }
     }
+}
+
+/// What a request knows of its connection (in its extensions, put there
+/// by the server for every request).
+#[derive(Clone)]
+pub struct ConnInfo {
+    /// The TCP addresses.
+    pub tcp: TcpConnectInfo,
+    /// The connection's ledger.
+    pub ledger: Arc<Ledger>,
+}
+
+/// The connection of a request, from its extensions (plain or TLS).
+pub fn info(extensions: &http::Extensions) -> Option<&ConnInfo> {
+    extensions.get::<ConnInfo>().or_else(|| extensions.get::<TlsConnectInfo<ConnInfo>>().map(TlsConnectInfo::get_ref))
+}
+
+/// The client's address, from a request's extensions.
+pub fn peer(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
+    info(extensions).and_then(|i| i.tcp.remote_addr())
 }
 
 #[derive(Default)]
@@ -67,19 +103,20 @@ impl Counts {
     }
 }
 
-/// The accepted connections of `incoming`, within `limits`.
-pub fn guard<S>(incoming: S, limits: ConnLimits) -> impl Stream<Item = io::Result<Conn>> + Send
+/// The accepted connections of `incoming`, within `limits`, each with its
+/// ledger in `budget`.
+pub fn guard<S>(incoming: S, limits: ConnLimits, budget: Arc<Budget>) -> impl Stream<Item = io::Result<Conn>> + Send
 where
     S: Stream<Item = io::Result<TcpStream>> + Send,
 {
     let counts = Arc::new(Counts::default());
     incoming.filter_map(move |accepted| match accepted {
         Err(e) => Some(Err(e)),
-        Ok(io) => admit(io, &counts, &limits).map(Ok),
+        Ok(io) => admit(io, &counts, &limits, &budget).map(Ok),
     })
 }
 
-fn admit(io: TcpStream, counts: &Arc<Counts>, limits: &ConnLimits) -> Option<Conn> {
+fn admit(io: TcpStream, counts: &Arc<Counts>, limits: &ConnLimits, budget: &Arc<Budget>) -> Option<Conn> {
     let ip = io.peer_addr().ok().map(|a| a.ip());
     if counts.open.load(Ordering::Relaxed) >= limits.max {
         counts.refuse("max_connections");
@@ -102,6 +139,8 @@ fn admit(io: TcpStream, counts: &Arc<Counts>, limits: &ConnLimits) -> Option<Con
         slot: Slot { counts: counts.clone(), ip },
         deadline: Some(Box::pin(tokio::time::sleep(limits.handshake))),
         first: FirstBytes::default(),
+        ledger: budget.open(),
+        idle: limits.idle,
     })
 }
 
@@ -130,6 +169,8 @@ impl Drop for Slot {
 /// Watches a connection's first bytes until its first request is in.
 #[derive(Default)]
 struct FirstBytes {
+    /// The first request is in.
+    done: bool,
     seen: usize,
     kind: Option<Kind>,
     /// The last bytes seen (HTTP/1.1: for the end of the headers).
@@ -165,6 +206,7 @@ impl FirstBytes {
                 _ => &self.tail == b"\r\n\r\n",
             };
             if done {
+                self.done = true;
                 return true;
             }
         }
@@ -176,31 +218,80 @@ impl FirstBytes {
 pub struct Conn {
     io: TcpStream,
     slot: Slot,
+    /// The handshake deadline, until the first request is in; then the
+    /// idle timer.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     first: FirstBytes,
+    ledger: Arc<Ledger>,
+    idle: Duration,
 }
 
 impl Connected for Conn {
-    type ConnectInfo = TcpConnectInfo;
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.io.connect_info()
+    type ConnectInfo = ConnInfo;
+    fn connect_info(&self) -> ConnInfo {
+        ConnInfo { tcp: self.io.connect_info(), ledger: self.ledger.clone() }
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "closed: a slow consumer over the server's memory budget")
+}
+
+impl Conn {
+    /// Whether the deadline in force has passed: the handshake's (the
+    /// connection is refused), or the idle timer's with no request in
+    /// progress for the whole idle time (it is closed). An idle timer that
+    /// fires early is set again for when the connection could be idle
+    /// long enough.
+    fn expired(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        let deadline = self.deadline.as_mut()?;
+        if deadline.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        if !self.first.done {
+            self.slot.counts.refuse("handshake_timeout");
+            return Some(io::Error::new(io::ErrorKind::TimedOut, "no complete first request in time"));
+        }
+        let now = self.ledger.now();
+        let wait = match self.ledger.idle_since() {
+            Some(since) if now >= since + self.idle => {
+                metrics::counter!("eligibility_connections_idle_closed_total").increment(1);
+                tracing::debug!(idle = ?self.idle, "closing an idle connection");
+                return Some(io::Error::new(io::ErrorKind::TimedOut, "idle"));
+            }
+            Some(since) => since + self.idle - now,
+            None => self.idle,
+        };
+        deadline.as_mut().reset(tokio::time::Instant::now() + wait);
+        // Registers the timer again.
+        let _ = deadline.as_mut().poll(cx);
+        None
     }
 }
 
 impl AsyncRead for Conn {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if let Some(deadline) = this.deadline.as_mut()
-            && deadline.as_mut().poll(cx).is_ready()
-        {
-            this.slot.counts.refuse("handshake_timeout");
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "no complete first request in time")));
+        if this.ledger.is_closed() {
+            return Poll::Ready(Err(closed()));
+        }
+        if let Some(e) = this.expired(cx) {
+            return Poll::Ready(Err(e));
         }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if this.deadline.is_some() && matches!(polled, Poll::Ready(Ok(()))) && this.first.feed(&buf.filled()[before..])
-        {
-            this.deadline = None;
+        match polled {
+            Poll::Ready(Ok(())) if !this.first.done => {
+                if this.first.feed(&buf.filled()[before..]) {
+                    // From now on the deadline is the idle timer.
+                    let idle = tokio::time::Instant::now() + this.idle;
+                    if let Some(d) = this.deadline.as_mut() {
+                        d.as_mut().reset(idle);
+                    }
+                }
+            }
+            Poll::Pending => this.ledger.register(cx.waker()),
+            _ => {}
         }
         polled
     }
@@ -208,7 +299,13 @@ impl AsyncRead for Conn {
 
 impl AsyncWrite for Conn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let this = &mut *self;
+        if this.ledger.is_closed() {
+            return Poll::Ready(Err(closed()));
+        }
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.wrote(cx, &polled);
+        polled
     }
 
     fn poll_write_vectored(
@@ -216,7 +313,13 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        if this.ledger.is_closed() {
+            return Poll::Ready(Err(closed()));
+        }
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.wrote(cx, &polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -229,6 +332,19 @@ impl AsyncWrite for Conn {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl Conn {
+    /// Counts bytes written against the ledger; a write the socket cannot
+    /// take now registers the task to be woken if the connection is closed
+    /// (a client that stopped reading leaves its connection there).
+    fn wrote(&self, cx: &Context<'_>, polled: &Poll<io::Result<usize>>) {
+        match polled {
+            Poll::Ready(Ok(n)) => self.ledger.written(*n),
+            Poll::Pending => self.ledger.register(cx.waker()),
+            Poll::Ready(Err(_)) => {}
+        }
     }
 }
 

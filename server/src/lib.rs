@@ -18,6 +18,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod conns;
 pub mod demo;

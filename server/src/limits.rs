@@ -24,6 +24,10 @@ pub struct Limits {
     pub concurrency_per_connection: usize,
     /// Longest time to answer a call (Watch streams excepted).
     pub request_timeout: Duration,
+    /// Longest time to receive a request's body: every HTTP route, and a
+    /// Watch call's request (unary gRPC calls are within
+    /// `request_timeout`).
+    pub body_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -37,6 +41,7 @@ impl Default for Limits {
             max_concurrent_requests: 4096,
             concurrency_per_connection: 256,
             request_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -95,6 +95,9 @@ pub async fn run(
         .initial_connection_window_size(http2.connection_window)
         .initial_stream_window_size(http2.stream_window)
         .max_concurrent_streams(http2.max_concurrent_streams)
+        .http2_max_header_list_size(http2.max_header_list_size)
+        .http2_max_pending_accept_reset_streams(Some(http2.max_pending_accept_reset_streams))
+        .http2_max_local_error_reset_streams(Some(http2.max_local_error_reset_streams))
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .timeout(limits.request_timeout)
         .layer(layers(auth.clone(), config));
@@ -114,8 +117,12 @@ pub async fn run(
     };
     // TCP_NODELAY: without it, small responses wait on delayed ACKs (~40 ms
     // per call on Linux).
-    let incoming =
-        crate::conns::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), config.connections.clone());
+    let budget = crate::budget::Budget::new(config.budget.clone());
+    let incoming = crate::conns::guard(
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
+        config.connections.clone(),
+        budget,
+    );
     let result = router.serve_with_incoming_shutdown(incoming, shutdown).await;
     app.shutdown();
     tasks.join().await;

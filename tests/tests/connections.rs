@@ -32,7 +32,12 @@ async fn excess_and_silent_connections_are_closed_and_calls_go_on() {
     let config = Config {
         data_dir: dir.path().to_owned(),
         demo: true,
-        connections: ConnLimits { max: 100, max_per_address: 8, handshake: Duration::from_millis(500) },
+        connections: ConnLimits {
+            max: 100,
+            max_per_address: 8,
+            handshake: Duration::from_millis(500),
+            ..ConnLimits::default()
+        },
         ..Config::default()
     };
     let server = TestServer::start_with(config).await;
@@ -60,5 +65,61 @@ async fn excess_and_silent_connections_are_closed_and_calls_go_on() {
     assert!(client.check(&list("cyber"), cc("FR")).await.unwrap().decision.eligible);
     let again = server.client().await;
     assert!(again.check(&list("cyber"), cc("FR")).await.is_ok());
+    server.stop().await;
+}
+
+/// Reads an HTTP/1.1 response's head and its `Content-Length` body.
+async fn read_response(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the answer");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let len = text
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0usize);
+            if got.len() >= head_end + 4 + len {
+                return text;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_with_nothing_in_progress_are_closed_at_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let idle = Duration::from_millis(600);
+    let config = Config {
+        data_dir: dir.path().to_owned(),
+        demo: true,
+        connections: ConnLimits { idle, ..ConnLimits::default() },
+        ..Config::default()
+    };
+    let server = TestServer::start_with(config).await;
+    // A keep-alive connection that made a call and then went quiet.
+    let mut quiet = TcpStream::connect(server.addr).await.unwrap();
+    quiet.write_all(b"GET /v1/lists HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert!(read_response(&mut quiet).await.starts_with("HTTP/1.1 200"));
+    let answered = Instant::now();
+    // A connection holding an event stream: busy, however quiet.
+    let mut streaming = TcpStream::connect(server.addr).await.unwrap();
+    streaming.write_all(b"GET /v1/watch HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut head = [0u8; 512];
+    let n = streaming.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+    closed_within(&mut quiet, Duration::from_secs(5)).await.expect("the idle connection is closed");
+    let t = answered.elapsed();
+    assert!(t >= idle - Duration::from_millis(50) && t < idle * 4, "closed {t:?} after its last answer");
+    // Three idle timeouts on, the stream's connection is still open.
+    assert_eq!(closed_within(&mut streaming, idle * 3).await, None, "a streaming connection was closed as idle");
+    // A gRPC client whose connection was closed while idle reconnects.
+    let client = server.client().await;
+    assert!(client.check(&list("cyber"), cc("FR")).await.unwrap().decision.eligible);
+    tokio::time::sleep(idle * 2).await;
+    assert!(client.check(&list("cyber"), cc("FR")).await.unwrap().decision.eligible);
     server.stop().await;
 }

@@ -8,7 +8,7 @@ pub mod settings;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 pub use self::settings::{ConfigError, Resolved, Settings};
-use crate::{auth::AuthConfig, conns::ConnLimits, limits::Limits, store::PgOptions, watch::WatchConfig};
+use crate::{auth::AuthConfig, budget::BudgetConfig, conns::ConnLimits, limits::Limits, store::PgOptions, watch::WatchConfig};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -46,6 +46,8 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// Limits on connections.
     pub connections: ConnLimits,
+    /// The memory budget for slow stream consumers.
+    pub budget: BudgetConfig,
 }
 
 /// HTTP/2 settings of the server's connections.
@@ -66,11 +68,30 @@ pub struct Http2Config {
     pub stream_window: u32,
     /// Concurrent streams per connection.
     pub max_concurrent_streams: u32,
+    /// Largest header block of a request, bytes (h2 answers a larger one,
+    /// or an endless run of CONTINUATION frames, with an error instead of
+    /// buffering it).
+    pub max_header_list_size: u32,
+    /// Streams a client opened and reset before the server accepted them,
+    /// at once; past it the connection ends with GOAWAY
+    /// `ENHANCE_YOUR_CALM` (the "rapid reset" attack, CVE-2023-44487).
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams the server had to reset because of the client's protocol
+    /// errors, per connection; past it the connection ends with GOAWAY
+    /// (the "MadeYouReset" attack, CVE-2025-8671).
+    pub max_local_error_reset_streams: usize,
 }
 
 impl Default for Http2Config {
     fn default() -> Self {
-        Http2Config { connection_window: 64 << 20, stream_window: 1 << 20, max_concurrent_streams: 20_000 }
+        Http2Config {
+            connection_window: 64 << 20,
+            stream_window: 1 << 20,
+            max_concurrent_streams: 20_000,
+            max_header_list_size: 16 << 10,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
+        }
     }
 }
 
@@ -90,6 +111,7 @@ impl Default for Config {
             metrics_listen: None,
             cors_allowed_origins: Vec::new(),
             connections: ConnLimits::default(),
+            budget: BudgetConfig::default(),
         }
     }
 }

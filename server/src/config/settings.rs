@@ -20,7 +20,7 @@ use super::{
     checks::{Check, any, file, h2_window, http_url, log_format, origins, positive, positive_usize, postgres_url},
 };
 use crate::{
-    auth::AuthConfig, conns::ConnLimits, limits::Limits, store::PgOptions, telemetry::LogFormat, watch::WatchConfig,
+    auth::AuthConfig, budget::BudgetConfig, conns::ConnLimits, limits::Limits, store::PgOptions, telemetry::LogFormat, watch::WatchConfig,
 };
 
 /// Where a setting's value came from (for errors).
@@ -248,6 +248,14 @@ settings! {
     max_connections_per_address: usize = ConnLimits::default().max_per_address, positive_usize;
     /// Time for a new connection's first request headers (or HTTP/2 preface, or TLS hello), ms.
     handshake_timeout_ms: u64 = millis(ConnLimits::default().handshake), positive;
+    /// Time a connection may stay open with no request or stream in progress, ms.
+    idle_timeout_ms: u64 = millis(ConnLimits::default().idle), positive;
+    /// Time to receive a request's body (HTTP routes, and a Watch call's request), ms.
+    body_timeout_ms: u64 = millis(Limits::default().body_timeout), positive;
+    /// Bytes held for slow stream consumers, all connections together; past it the largest are cut.
+    slow_consumer_budget_bytes: u64 = BudgetConfig::default().limit, positive;
+    /// Time a cut slow consumer has to take what it was sent before its connection is closed, ms.
+    slow_consumer_grace_ms: u64 = millis(BudgetConfig::default().grace), positive;
     }
     optional {
         /// Postgres URL (several replicas on one database) instead of the embedded store.
@@ -351,6 +359,7 @@ impl Settings {
                 max_concurrent_requests: e.max_concurrent_requests,
                 concurrency_per_connection: e.concurrency_per_connection,
                 request_timeout: ms(e.request_timeout_ms),
+                body_timeout: ms(e.body_timeout_ms),
                 ..Limits::default()
             },
             watch: WatchConfig {
@@ -375,7 +384,9 @@ impl Settings {
                 max: e.max_connections,
                 max_per_address: e.max_connections_per_address,
                 handshake: ms(e.handshake_timeout_ms),
+                idle: ms(e.idle_timeout_ms),
             },
+            budget: BudgetConfig { limit: e.slow_consumer_budget_bytes, grace: ms(e.slow_consumer_grace_ms) },
         };
         let log_format = e.log_format.parse().expect("checked by merge");
         let mut effective = e.clone();

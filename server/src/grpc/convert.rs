@@ -37,6 +37,14 @@ fn info(code: Code, msg: String, reason: &str, metadata: &[(&str, String)]) -> S
     Status::with_error_details(code, msg, ErrorDetails::with_error_info(reason, error_info::DOMAIN, md))
 }
 
+/// `RESOURCE_EXHAUSTED` for a watch the slow-consumer budget cut, with
+/// `ErrorInfo` reason `SLOW_CONSUMER` and, when known, the revision to
+/// resume after.
+pub fn slow_consumer(msg: String, resume_after: Option<u64>) -> Status {
+    let md: Vec<(&str, String)> = resume_after.map(|r| (error_info::key::RESUME_AFTER_REVISION, r.to_string())).into_iter().collect();
+    info(Code::ResourceExhausted, msg, error_info::reason::SLOW_CONSUMER, &md)
+}
+
 /// Maps a domain error to a status. Exhaustive on purpose.
 pub fn to_status(e: Error) -> Status {
     let msg = e.to_string();

@@ -11,9 +11,10 @@ use tonic::{Request, Response, Status};
 use super::convert::{self as cv, to_status};
 use crate::{
     app::App,
+    budget::Consumer,
     reads::{View, request},
     snapshot::Decision,
-    watch::{Event, Filter, Start, WatchRequest},
+    watch::{Event, EventStream, Filter, Origin, Start, WatchRequest},
 };
 
 /// The read service.
@@ -40,10 +41,21 @@ impl EligibilityService {
 /// A Watch stream of `WatchEvent`s, each already a gRPC message frame.
 pub type EncodedStream = Pin<Box<dyn Stream<Item = bytes::Bytes> + Send>>;
 
+/// An open watch: its events, and its account on its connection (absent
+/// when the request came from no connection the server accepted, e.g. an
+/// embedder's own transport).
+pub struct Watching<T> {
+    /// The events, presented for the transport.
+    pub events: EventStream<T>,
+    /// The stream's account: the body counts what it hands over, and learns
+    /// from it why the events ended and where the client resumes.
+    pub consumer: Option<Arc<Consumer>>,
+}
+
 impl EligibilityService {
     /// Opens a watch: converts the request and returns the stream of
     /// framed events.
-    pub async fn open_watch(&self, req: Request<pb::WatchRequest>) -> Result<EncodedStream, Status> {
+    pub async fn open_watch(&self, req: Request<pb::WatchRequest>) -> Result<Watching<bytes::Bytes>, Status> {
         self.watch_events(req, cv::watch_event_frame).await
     }
 
@@ -54,12 +66,14 @@ impl EligibilityService {
         &self,
         req: Request<pb::WatchRequest>,
         present: F,
-    ) -> Result<crate::watch::EventStream<T>, Status>
+    ) -> Result<Watching<T>, Status>
     where
         T: Send + 'static,
         F: Fn(&Event, &str) -> T + Send + 'static,
     {
-        let peer = req.remote_addr();
+        let conn = crate::conns::info(req.extensions());
+        let consumer = conn.map(|c| Arc::new(c.ledger.consumer()));
+        let origin = Origin { peer: conn.and_then(|c| c.tcp.remote_addr()), consumer: consumer.clone() };
         let r = req.into_inner();
         let start = match r.start.and_then(|s| s.start) {
             None | Some(pb::watch_start::Start::Now(_)) => Start::Now,
@@ -75,10 +89,12 @@ impl EligibilityService {
         }
         let requested = (!r.store_id.is_empty()).then_some(r.store_id);
         let store_id = self.app.registry.store_id();
-        self.app
-            .watch(WatchRequest { start, filter, store_id: requested }, peer, move |e| present(&e, &store_id))
+        let events = self
+            .app
+            .watch(WatchRequest { start, filter, store_id: requested }, origin, move |e| present(&e, &store_id))
             .await
-            .map_err(to_status)
+            .map_err(to_status)?;
+        Ok(Watching { events, consumer })
     }
 }
 
@@ -214,7 +230,7 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         // is the same stream, decoded (past each frame's 5-byte prefix), for
         // embedders of the generated service.
         use prost::Message;
-        let stream = self.open_watch(req).await?;
+        let stream = self.open_watch(req).await?.events;
         let decoded = stream.map(|frame| {
             pb::WatchEvent::decode(frame.slice(5.min(frame.len())..)).map_err(|e| Status::internal(e.to_string()))
         });

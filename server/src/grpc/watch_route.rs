@@ -19,7 +19,8 @@ use http_body_util::BodyExt;
 use prost::Message;
 use tonic::{Request, Status, body::Body, server::NamedService};
 
-use super::query::{EligibilityService, EncodedStream};
+use super::query::{EligibilityService, EncodedStream, Watching};
+use crate::budget::Consumer;
 
 const WATCH_PATH: &str = "/eligibility.v1.EligibilityService/Watch";
 
@@ -69,9 +70,28 @@ async fn read_request(body: Body, max: usize) -> Result<pb::WatchRequest, Status
 }
 
 /// The response body of a Watch call: the stream's frames as they come,
-/// then `grpc-status: 0` when the stream ends (server shutdown).
+/// each counted on the connection's ledger; then, when the stream ends,
+/// `grpc-status: 0` (server shutdown) or `RESOURCE_EXHAUSTED` (the
+/// slow-consumer budget cut it).
 struct WatchBody {
     events: Option<EncodedStream>,
+    consumer: Option<Arc<Consumer>>,
+}
+
+/// The status a cut stream ends with: resumable, and saying where from.
+fn cut(consumer: &Consumer) -> Status {
+    let after = consumer.resume_after();
+    let from = match after {
+        Some(r) => format!("resume after revision {r}"),
+        None => "start again (the snapshot was not complete)".to_owned(),
+    };
+    crate::grpc::convert::slow_consumer(
+        format!(
+            "slow consumer: this stream held more unsent bytes than the server's budget allows; {from} (the client \
+             crate's watch and an EventSource resume by themselves)"
+        ),
+        after,
+    )
 }
 
 impl http_body::Body for WatchBody {
@@ -84,13 +104,20 @@ impl http_body::Body for WatchBody {
         };
         match events.as_mut().poll_next(cx) {
             Poll::Ready(Some(frame)) => {
+                if let Some(c) = &self.consumer {
+                    c.handed(frame.len());
+                }
                 end_turn();
                 Poll::Ready(Some(Ok(Frame::data(frame))))
             }
             Poll::Ready(None) => {
                 self.events = None;
+                let status = match &self.consumer {
+                    Some(c) if c.is_cut() => cut(c),
+                    _ => Status::ok(""),
+                };
                 let mut trailers = http::HeaderMap::new();
-                let _ = Status::ok("").add_header(&mut trailers);
+                let _ = status.add_header(&mut trailers);
                 Poll::Ready(Some(Ok(Frame::trailers(trailers))))
             }
             Poll::Pending => Poll::Pending,
@@ -139,11 +166,11 @@ async fn watch(service: Arc<EligibilityService>, req: http::Request<Body>, max: 
         Err(status) => return status.into_http(),
     };
     match service.open_watch(Request::from_http(http::Request::from_parts(parts, message))).await {
-        Ok(events) => {
+        Ok(Watching { events, consumer }) => {
             // Boxed as tonic's own box type, which `Body::new` takes as it is
             // (any other body gets one more error-mapping layer to poll
             // through, per event, per watcher).
-            let body = WatchBody { events: Some(events) }.boxed_unsync();
+            let body = WatchBody { events: Some(events), consumer }.boxed_unsync();
             let mut resp = http::Response::new(Body::new(body));
             resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
             resp
@@ -283,7 +310,7 @@ mod tests {
     async fn the_body_sends_frames_as_they_are_then_an_ok_status() {
         let frames = vec![Bytes::from_static(b"\0\0\0\0\x01a"), Bytes::from_static(b"\0\0\0\0\x01b")];
         let events: EncodedStream = Box::pin(tokio_stream::iter(frames.clone()));
-        let mut body = WatchBody { events: Some(events) };
+        let mut body = WatchBody { events: Some(events), consumer: None };
         for want in frames {
             let frame = body.frame().await.unwrap().unwrap();
             assert_eq!(frame.into_data().unwrap(), want);

@@ -21,6 +21,17 @@ mod macros {
         };
     }
 
+    /// Reads the body as a request message, or answers its problem (413
+    /// over the size limit, 408 past the time limit, 400 not the message).
+    macro_rules! body {
+        ($h:expr, $body:expr) => {
+            match $crate::http::body($body, $h.app.limits()).await {
+                Ok(m) => m,
+                Err(problem) => return problem,
+            }
+        };
+    }
+
     /// Answers the problem of a bad parameter.
     macro_rules! tri {
         ($e:expr) => {
@@ -108,14 +119,35 @@ pub(crate) fn rpc_request<T>(parts: &http::request::Parts, message: T) -> tonic:
     )
 }
 
-/// Reads a JSON body of at most `max` bytes as `T` (unknown fields and
-/// wrong types are errors naming them).
-pub(crate) async fn body<T: serde::de::DeserializeOwned>(body: AxumBody, max: usize) -> Result<T, Status> {
-    let bytes = axum::body::to_bytes(body, max).await.map_err(|e| {
-        Status::resource_exhausted(format!("the request body is larger than the limit of {max} bytes ({e})"))
-    })?;
+/// Reads a JSON body as `T` (unknown fields and wrong types are errors
+/// naming them), within the size and time limits: a body over
+/// `max_message_bytes` is refused with 413 as soon as it is known to be,
+/// one that does not arrive within `body_timeout` (a client sending a byte
+/// a second) with 408.
+pub(crate) async fn body<T: serde::de::DeserializeOwned>(
+    body: AxumBody,
+    limits: &crate::limits::Limits,
+) -> Result<T, http::Response<AxumBody>> {
+    let (max, time) = (limits.max_message_bytes, limits.body_timeout);
+    let bytes = match tokio::time::timeout(time, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            crate::exporter::exhausted("body_size");
+            let status =
+                Status::resource_exhausted(format!("the request body is larger than the limit of {max} bytes ({e})"));
+            return Err(crate::problem::problem_as(&status, http::StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        Err(_) => {
+            crate::exporter::exhausted("body_time");
+            let status = Status::deadline_exceeded(format!(
+                "the request body did not arrive within {} ms (body_timeout_ms)",
+                time.as_millis()
+            ));
+            return Err(crate::problem::problem_as(&status, http::StatusCode::REQUEST_TIMEOUT));
+        }
+    };
     if bytes.is_empty() {
-        return Err(invalid("body", "a JSON object is required"));
+        return Err(problem(&invalid("body", "a JSON object is required")));
     }
-    serde_json::from_slice(&bytes).map_err(|e| invalid("body", &format!("not the request's JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| problem(&invalid("body", &format!("not the request's JSON: {e}"))))
 }

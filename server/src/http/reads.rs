@@ -99,7 +99,7 @@ pub async fn check(
 pub async fn batch_check(State(h): State<Http>, req: Request) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let _ = query!(parts, &[]);
-    let msg: pb::BatchCheckRequest = tri!(super::body(body, h.app.limits().max_message_bytes).await);
+    let msg: pb::BatchCheckRequest = body!(h, body);
     let fixed = msg.point.as_ref().is_some_and(fixed);
     answer(&parts, h.query.batch_check(rpc_request(&parts, msg)).await, fixed)
 }

@@ -56,8 +56,18 @@ pub async fn watch(State(h): State<Http>, req: Request) -> Response<Body> {
         countries: q.all("country").map(str::to_owned).collect(),
         store_id: tri!(q.one("store_id")).unwrap_or_default().to_owned(),
     };
-    let events = tri!(h.query.watch_events(rpc_request(&parts, msg), present).await);
-    let mut resp = Response::new(Body::from_stream(events.map(Ok::<_, Infallible>)));
+    let watching = tri!(h.query.watch_events(rpc_request(&parts, msg), present).await);
+    // Each event is counted on the connection's ledger as it is handed
+    // over. A stream the slow-consumer budget cuts just ends: the browser's
+    // `EventSource` reconnects with the last id it received.
+    let consumer = watching.consumer;
+    let events = watching.events.map(move |e| {
+        if let Some(c) = &consumer {
+            c.handed(e.len());
+        }
+        Ok::<_, Infallible>(e)
+    });
+    let mut resp = Response::new(Body::from_stream(events));
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -10,7 +10,7 @@ use eligibility::proto::v1::{self as pb, admin_service_server::AdminService as _
 use http::{Response, StatusCode, header};
 use tonic::Status;
 
-use super::{Http, body, json, problem, rpc_request};
+use super::{Http, json, problem, rpc_request};
 use crate::grpc::convert::invalid;
 
 /// The write options with the headers' request id and expected revision.
@@ -66,24 +66,10 @@ fn written(result: Result<tonic::Response<pb::WriteResponse>, Status>) -> Respon
     }
 }
 
-/// Reads the body as a request message, or answers its problem (413 for
-/// one over the limit).
-macro_rules! request_body {
-    ($h:expr, $body:expr) => {
-        match body($body, $h.app.limits().max_message_bytes).await {
-            Ok(m) => m,
-            Err(status) if status.code() == tonic::Code::ResourceExhausted => {
-                return crate::problem::problem_as(&status, StatusCode::PAYLOAD_TOO_LARGE);
-            }
-            Err(status) => return problem(&status),
-        }
-    };
-}
-
 /// `POST /v1/lists`: CreateList.
 pub async fn create_list(State(h): State<Http>, req: Request) -> Response<Body> {
     let (parts, b) = req.into_parts();
-    let mut msg: pb::CreateListRequest = request_body!(h, b);
+    let mut msg: pb::CreateListRequest = body!(h, b);
     msg.options = Some(tri!(options(&parts, msg.options.take())));
     written(h.admin.create_list(rpc_request(&parts, msg)).await)
 }
@@ -91,7 +77,7 @@ pub async fn create_list(State(h): State<Http>, req: Request) -> Response<Body> 
 /// `PATCH /v1/lists/{list_id}`: UpdateList.
 pub async fn update_list(State(h): State<Http>, Path(list_id): Path<String>, req: Request) -> Response<Body> {
     let (parts, b) = req.into_parts();
-    let mut msg: pb::UpdateListRequest = request_body!(h, b);
+    let mut msg: pb::UpdateListRequest = body!(h, b);
     tri!(from_path(&mut msg.list_id, list_id));
     msg.options = Some(tri!(options(&parts, msg.options.take())));
     written(h.admin.update_list(rpc_request(&parts, msg)).await)
@@ -100,7 +86,7 @@ pub async fn update_list(State(h): State<Http>, Path(list_id): Path<String>, req
 /// `POST /v1/changesets`: Apply.
 pub async fn apply(State(h): State<Http>, req: Request) -> Response<Body> {
     let (parts, b) = req.into_parts();
-    let mut msg: pb::ApplyRequest = request_body!(h, b);
+    let mut msg: pb::ApplyRequest = body!(h, b);
     msg.options = Some(tri!(options(&parts, msg.options.take())));
     written(h.admin.apply(rpc_request(&parts, msg)).await)
 }
@@ -108,7 +94,7 @@ pub async fn apply(State(h): State<Http>, req: Request) -> Response<Body> {
 /// `PUT /v1/lists/{list_id}/members`: ReplaceMembers.
 pub async fn replace_members(State(h): State<Http>, Path(list_id): Path<String>, req: Request) -> Response<Body> {
     let (parts, b) = req.into_parts();
-    let mut msg: pb::ReplaceMembersRequest = request_body!(h, b);
+    let mut msg: pb::ReplaceMembersRequest = body!(h, b);
     tri!(from_path(&mut msg.list_id, list_id));
     msg.options = Some(tri!(options(&parts, msg.options.take())));
     written(h.admin.replace_members(rpc_request(&parts, msg)).await)

@@ -15,7 +15,7 @@ use futures_util::future::Either;
 
 use tonic::{
     Status,
-    transport::server::{TcpConnectInfo, TlsConnectInfo},
+    transport::server::TlsConnectInfo,
 };
 
 use crate::auth::{AuthError, Authenticator, Principal, Role};
@@ -181,7 +181,7 @@ impl AuthLayer {
         };
         let cn = req
             .extensions()
-            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .get::<TlsConnectInfo<crate::conns::ConnInfo>>()
             .and_then(|i| i.peer_certs())
             .and_then(|certs| certs.first().and_then(|c| crate::auth::common_name(c.as_ref())));
         let decided = self.auth.authorize(bearer, cn.as_deref(), needed, method);

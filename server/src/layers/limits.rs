@@ -105,6 +105,10 @@ where
             }
             guard
         };
+        // The connection is busy until the answer is ready (a stream's body
+        // keeps it busy itself: see `crate::budget::Consumer`): the idle
+        // timeout counts from the last answer.
+        let busy = crate::conns::info(req.extensions()).map(|c| c.ledger.begin());
         // Only gRPC framing has a prefix to read; other bodies are limited
         // by their own surface.
         let max = grpc_framed(req.headers()).then_some(self.layer.max_message);
@@ -127,7 +131,7 @@ where
                 None => req,
             };
             let resp = inner.call(req).await;
-            drop(guard);
+            drop((guard, busy));
             resp
         })
     }

@@ -16,7 +16,7 @@
 mod hub;
 mod watcher;
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use eligibility::{Revision, Timestamp};
 
@@ -46,6 +46,17 @@ pub struct WatchRequest {
     pub filter: Filter,
     /// The store id the client expects, if any.
     pub store_id: Option<String>,
+}
+
+/// Who watches: the client's address (for the per-connection limit) and
+/// the stream's account on its connection (for the slow-consumer budget:
+/// a cut stream ends, and the account says where its client resumes).
+#[derive(Default)]
+pub struct Origin {
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+    /// The stream's account.
+    pub consumer: Option<Arc<crate::budget::Consumer>>,
 }
 
 /// What a watcher receives.

@@ -2,16 +2,17 @@
 //! behind, the registry's log) into events, with no task or channel of its
 //! own: the stream is driven by its reader.
 
-use std::{collections::VecDeque, net::SocketAddr, pin::Pin, sync::Arc};
+use std::{collections::VecDeque, pin::Pin, sync::Arc};
 
 use eligibility::Revision;
 use tokio::sync::broadcast;
 
 use super::{
-    Event, Filter, Start, WatchRequest,
+    Event, Filter, Origin, Start, WatchRequest,
     hub::{Admission, FeedItem, Hub, Published},
 };
 use crate::{
+    budget::Consumer,
     error::{Error, Result},
     reads::{View, present},
     registry::Registry,
@@ -25,13 +26,14 @@ pub type EventStream<T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send>>;
 /// revision) and returns its stream of events, each turned into what the
 /// transport sends by `present` inside the stream (one layer fewer to
 /// poll, per event, per watcher, than mapping the stream afterwards).
-/// The stream ends when the server shuts down; dropping it (the client
-/// went away) releases the watcher's place.
+/// The stream ends when the server shuts down, or when the slow-consumer
+/// budget cuts it (the origin's consumer says so, and where to resume);
+/// dropping it (the client went away) releases the watcher's place.
 pub async fn open<T, F>(
     registry: &Arc<Registry>,
     hub: &Arc<Hub>,
     req: WatchRequest,
-    peer: Option<SocketAddr>,
+    origin: Origin,
     present: F,
 ) -> Result<EventStream<T>>
 where
@@ -52,7 +54,7 @@ where
     {
         return Err(Error::ResumeAhead { requested: r, head: registry.head() });
     }
-    let admission = hub.admit(peer)?;
+    let admission = hub.admit(origin.peer)?;
     let hub = hub.clone();
     // Subscribe before reading any snapshot: see the module docs.
     let feed = hub.feed.subscribe();
@@ -66,6 +68,7 @@ where
         out: VecDeque::new(),
         start: Some(req.start),
         quiet: true,
+        consumer: origin.consumer,
         _admission: admission,
     };
     // The stream is driven by its reader (tonic polls it as the
@@ -91,6 +94,7 @@ struct Watcher {
     start: Option<Start>,
     /// Nothing was sent since the last heartbeat tick.
     quiet: bool,
+    consumer: Option<Arc<Consumer>>,
     _admission: Admission,
 }
 
@@ -115,10 +119,28 @@ impl Watcher {
         }
     }
 
-    /// The next event; `None` at shutdown.
+    /// The next event; `None` at shutdown, or once the stream was cut.
     async fn next(&mut self) -> Option<Event> {
+        let e = self.prepare().await?;
+        if let Some(c) = &self.consumer {
+            match &e {
+                Event::Changeset(p) => c.sent(p.changeset.revision.0),
+                Event::Progress(r) | Event::SnapshotEnd(r, _) => c.sent(r.0),
+                Event::SnapshotList(_) => {}
+            }
+        }
+        Some(e)
+    }
+
+    async fn prepare(&mut self) -> Option<Event> {
         loop {
             if self.hub.is_closing() {
+                return None;
+            }
+            if self.consumer.as_ref().is_some_and(|c| c.is_cut()) {
+                // What is prepared is dropped: the client resumes after
+                // the last event it was sent.
+                self.out.clear();
                 return None;
             }
             if let Some(e) = self.out.pop_front() {
@@ -165,14 +187,21 @@ impl Watcher {
     /// when asked).
     fn begin(&mut self, start: Start) {
         let snap = self.registry.snapshot();
-        self.cursor = match start {
+        let resume_at = match start {
             Start::After(r) => r,
             Start::Now => snap.revision(),
             Start::Snapshot => {
+                // (No resume point until the snapshot's end is sent.)
                 self.send_snapshot(&snap);
-                snap.revision()
+                self.cursor = snap.revision();
+                return;
             }
         };
+        self.cursor = resume_at;
+        // A stream cut before its first event resumes where it started.
+        if let Some(c) = &self.consumer {
+            c.sent(resume_at.0);
+        }
     }
 
     /// Prepares the next batch (at most `buffer` changesets) from the log.
