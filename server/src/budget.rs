@@ -42,6 +42,9 @@ const CLOSE_ABOVE: u64 = 64 << 10;
 /// How often an over-budget server looks for consumers to cut, at most.
 const SCAN_EVERY: Duration = Duration::from_millis(100);
 
+/// `Budget::last_scan` before the first scan.
+const NEVER: u64 = u64::MAX;
+
 /// Settings of the budget.
 #[derive(Clone, Debug)]
 pub struct BudgetConfig {
@@ -65,7 +68,8 @@ pub struct Budget {
     total: AtomicU64,
     ledgers: Mutex<HashMap<u64, Weak<Ledger>>>,
     next_id: AtomicU64,
-    epoch: Instant,
+    /// (Tokio's clock, which tests can pause.)
+    epoch: tokio::time::Instant,
     /// When the last scan ran (ms since `epoch`).
     last_scan: AtomicU64,
     /// Cuts since the last log line, and when that was.
@@ -81,8 +85,8 @@ impl Budget {
             total: AtomicU64::new(0),
             ledgers: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
-            epoch: Instant::now(),
-            last_scan: AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
+            last_scan: AtomicU64::new(NEVER),
             unlogged: AtomicU64::new(0),
             last_log: Mutex::new(None),
         })
@@ -143,7 +147,7 @@ impl Budget {
     fn over(&self) {
         let now = self.now_ms();
         let last = self.last_scan.load(Ordering::Relaxed);
-        if now < last + SCAN_EVERY.as_millis() as u64
+        if (last != NEVER && now < last + SCAN_EVERY.as_millis() as u64)
             || self.last_scan.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
         {
             return;
@@ -167,7 +171,7 @@ impl Budget {
         // consumer per scan.
         let target = self.config.limit / 10 * 9;
         let mut total = self.held().saturating_sub(pending);
-        held.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        held.sort_unstable_by_key(|h| std::cmp::Reverse(h.0));
         for (h, ledger) in held {
             if total <= target {
                 break;
@@ -353,5 +357,57 @@ impl Consumer {
     /// resumes after a cut.
     pub fn resume_after(&self) -> Option<u64> {
         Some(self.sent.load(Ordering::Relaxed)).filter(|&r| r != NONE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_largest_holders_are_cut_and_closed_unless_they_drain() {
+        let budget = Budget::new(BudgetConfig { limit: 1_000_000, grace: Duration::from_secs(1) });
+        let (big, small, drains) = (budget.open(), budget.open(), budget.open());
+        let (a, b, c) = (big.consumer(), small.consumer(), drains.consumer());
+        b.handed(100_000);
+        c.handed(400_000);
+        // Writes take back what was handed over, never more.
+        drains.written(50_000);
+        assert_eq!(budget.held(), 450_000);
+        small.written(1_000_000);
+        assert_eq!(budget.held(), 350_000);
+        // Over the budget: the largest holders go first, until nine tenths.
+        a.handed(700_000);
+        assert!(a.is_cut(), "the largest holder is cut");
+        assert!(!b.is_cut() && !c.is_cut(), "cutting the largest was enough");
+        // A stream opened after the cut is not cut; the cut one stays cut.
+        let after = big.consumer();
+        assert!(!after.is_cut() && a.is_cut());
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(big.is_closed(), "a cut connection that did not drain is closed after the grace period");
+        // A cut connection that drained is left open.
+        c.handed(2_000_000);
+        assert!(c.is_cut());
+        drains.written(5_000_000);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(!drains.is_closed());
+        drop((a, b, c, after));
+        drop((big, small, drains));
+        assert_eq!(budget.held(), 0, "closed connections give back what they held");
+        assert!(budget.lock().is_empty());
+    }
+
+    #[test]
+    fn a_connection_is_idle_only_with_nothing_in_progress() {
+        let budget = Budget::new(BudgetConfig::default());
+        let l = budget.open();
+        assert!(l.idle_since().is_some());
+        let call = l.begin();
+        let stream = l.consumer();
+        assert_eq!(l.idle_since(), None);
+        drop(call);
+        assert_eq!(l.idle_since(), None, "an open stream keeps the connection busy");
+        drop(stream);
+        assert!(l.idle_since().is_some_and(|since| since <= l.now()));
     }
 }

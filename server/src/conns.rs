@@ -281,13 +281,11 @@ impl AsyncRead for Conn {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
         match polled {
-            Poll::Ready(Ok(())) if !this.first.done => {
-                if this.first.feed(&buf.filled()[before..]) {
-                    // From now on the deadline is the idle timer.
-                    let idle = tokio::time::Instant::now() + this.idle;
-                    if let Some(d) = this.deadline.as_mut() {
-                        d.as_mut().reset(idle);
-                    }
+            Poll::Ready(Ok(())) if !this.first.done && this.first.feed(&buf.filled()[before..]) => {
+                // From now on the deadline is the idle timer.
+                let idle = tokio::time::Instant::now() + this.idle;
+                if let Some(d) = this.deadline.as_mut() {
+                    d.as_mut().reset(idle);
                 }
             }
             Poll::Pending => this.ledger.register(cx.waker()),

@@ -84,7 +84,36 @@ fn describe() {
     for outcome in ["recorded", "replayed", "noop", "failed"] {
         metrics::counter!("eligibility_writes_total", "outcome" => outcome).absolute(0);
     }
-    for reason in ["concurrent_requests", "message_size", "watchers", "watchers_per_connection"] {
+    describe_counter!(
+        "eligibility_connections_idle_closed_total",
+        "Connections closed after idle_timeout_ms with no request or stream in progress"
+    );
+    metrics::counter!("eligibility_connections_idle_closed_total").absolute(0);
+    describe_gauge!(
+        "eligibility_slow_consumer_bytes",
+        Unit::Bytes,
+        "Stream bytes handed to connections and not yet written to their sockets (the slow-consumer budget's measure)"
+    );
+    metrics::gauge!("eligibility_slow_consumer_bytes").set(0.0);
+    describe_counter!(
+        "eligibility_slow_consumers_cut_total",
+        "Connections whose streams were ended because the server held more unsent stream bytes than its budget"
+    );
+    metrics::counter!("eligibility_slow_consumers_cut_total").absolute(0);
+    describe_counter!(
+        "eligibility_slow_consumers_closed_total",
+        "Cut connections closed because they had not taken what they were sent within the grace period"
+    );
+    metrics::counter!("eligibility_slow_consumers_closed_total").absolute(0);
+    for reason in [
+        "concurrent_requests",
+        "message_size",
+        "watchers",
+        "watchers_per_connection",
+        "slow_consumer",
+        "body_size",
+        "body_time",
+    ] {
         metrics::counter!("eligibility_resource_exhausted_total", "reason" => reason).absolute(0);
     }
     metrics::counter!("eligibility_watch_fallbacks_total").absolute(0);

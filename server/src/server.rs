@@ -118,11 +118,8 @@ pub async fn run(
     // TCP_NODELAY: without it, small responses wait on delayed ACKs (~40 ms
     // per call on Linux).
     let budget = crate::budget::Budget::new(config.budget.clone());
-    let incoming = crate::conns::guard(
-        TcpIncoming::from(listener).with_nodelay(Some(true)),
-        config.connections.clone(),
-        budget,
-    );
+    let incoming =
+        crate::conns::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), config.connections.clone(), budget);
     let result = router.serve_with_incoming_shutdown(incoming, shutdown).await;
     app.shutdown();
     tasks.join().await;

@@ -8,7 +8,9 @@ pub mod settings;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 pub use self::settings::{ConfigError, Resolved, Settings};
-use crate::{auth::AuthConfig, budget::BudgetConfig, conns::ConnLimits, limits::Limits, store::PgOptions, watch::WatchConfig};
+use crate::{
+    auth::AuthConfig, budget::BudgetConfig, conns::ConnLimits, limits::Limits, store::PgOptions, watch::WatchConfig,
+};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";

@@ -41,7 +41,8 @@ fn info(code: Code, msg: String, reason: &str, metadata: &[(&str, String)]) -> S
 /// `ErrorInfo` reason `SLOW_CONSUMER` and, when known, the revision to
 /// resume after.
 pub fn slow_consumer(msg: String, resume_after: Option<u64>) -> Status {
-    let md: Vec<(&str, String)> = resume_after.map(|r| (error_info::key::RESUME_AFTER_REVISION, r.to_string())).into_iter().collect();
+    let md: Vec<(&str, String)> =
+        resume_after.map(|r| (error_info::key::RESUME_AFTER_REVISION, r.to_string())).into_iter().collect();
     info(Code::ResourceExhausted, msg, error_info::reason::SLOW_CONSUMER, &md)
 }
 

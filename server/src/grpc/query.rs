@@ -62,11 +62,7 @@ impl EligibilityService {
     /// Opens a watch whose events are presented by `present` (with the
     /// store id), for any transport: the request is converted and checked
     /// here, once.
-    pub async fn watch_events<T, F>(
-        &self,
-        req: Request<pb::WatchRequest>,
-        present: F,
-    ) -> Result<Watching<T>, Status>
+    pub async fn watch_events<T, F>(&self, req: Request<pb::WatchRequest>, present: F) -> Result<Watching<T>, Status>
     where
         T: Send + 'static,
         F: Fn(&Event, &str) -> T + Send + 'static,

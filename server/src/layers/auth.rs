@@ -13,10 +13,7 @@ use std::{
 
 use futures_util::future::Either;
 
-use tonic::{
-    Status,
-    transport::server::TlsConnectInfo,
-};
+use tonic::{Status, transport::server::TlsConnectInfo};
 
 use crate::auth::{AuthError, Authenticator, Principal, Role};
 
