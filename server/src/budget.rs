@@ -97,6 +97,16 @@ impl Budget {
         self.total.load(Ordering::Relaxed)
     }
 
+    /// Closes every connection (the end of a shutdown's drain: what is
+    /// still open then would otherwise keep the process waiting).
+    pub fn close_all(&self) -> usize {
+        let open: Vec<Arc<Ledger>> = self.lock().values().filter_map(Weak::upgrade).collect();
+        for l in &open {
+            l.close();
+        }
+        open.len()
+    }
+
     /// The ledger of a new connection.
     pub fn open(self: &Arc<Self>) -> Arc<Ledger> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -123,15 +133,14 @@ impl Budget {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn add(&self, n: u64) {
+    /// Adds `n` to the total; whether it is over the budget now.
+    fn add(&self, n: u64) -> bool {
         let before = self.total.fetch_add(n, Ordering::Relaxed);
-        let after = before + n;
+        let after = before.wrapping_add(n);
         if before >> 20 != after >> 20 {
             metrics::gauge!("eligibility_slow_consumer_bytes").set(after as f64);
         }
-        if after > self.config.limit {
-            self.over();
-        }
+        after > self.config.limit
     }
 
     fn sub(&self, n: u64) {
@@ -339,8 +348,14 @@ impl Consumer {
     /// The stream handed `n` bytes to the transport.
     pub fn handed(&self, n: usize) {
         let n = n as u64;
+        // The total first: a write on the connection's task may take these
+        // bytes back from the ledger (and the total) as soon as they are in
+        // the ledger, and the total must never go below the ledgers' sum.
+        let over = self.ledger.budget.add(n);
         self.ledger.held.fetch_add(n, Ordering::Relaxed);
-        self.ledger.budget.add(n);
+        if over {
+            self.ledger.budget.over();
+        }
     }
 
     /// Whether the stream was cut (it ends at its next event).

@@ -47,6 +47,9 @@ pub struct ConnLimits {
     /// Time a connection may stay open with no request or stream in
     /// progress.
     pub idle: Duration,
+    /// At shutdown, time for the connections to finish before those still
+    /// open are closed.
+    pub drain: Duration,
 }
 
 impl Default for ConnLimits {
@@ -56,6 +59,7 @@ impl Default for ConnLimits {
             max_per_address: 1_000,
             handshake: Duration::from_secs(10),
             idle: Duration::from_secs(300),
+            drain: Duration::from_secs(10),
         }
     }
 }

@@ -24,9 +24,8 @@ pub struct Limits {
     pub concurrency_per_connection: usize,
     /// Longest time to answer a call (Watch streams excepted).
     pub request_timeout: Duration,
-    /// Longest time to receive a request's body: every HTTP route, and a
-    /// Watch call's request (unary gRPC calls are within
-    /// `request_timeout`).
+    /// Longest time to receive an HTTP request's body (a gRPC request's
+    /// is within `request_timeout`).
     pub body_timeout: Duration,
 }
 

@@ -100,7 +100,7 @@ pub async fn run(
         .http2_max_local_error_reset_streams(Some(http2.max_local_error_reset_streams))
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .timeout(limits.request_timeout)
-        .layer(layers(auth.clone(), config));
+        .layer(layers(auth.clone(), config, app.shutdown_token().clone()));
     let router = routes(builder, &app, limits.max_message_bytes).await?;
     tracing::info!(addr = ?addr, tls = config.tls.is_some(), mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), auth = auth.enabled(), "serving eligibility.v1");
     tasks.spawn("activator", |stop| app.writer.clone().run_activator(stop));
@@ -108,16 +108,27 @@ pub async fn run(
     tasks.spawn("tailer", |stop| app.registry.clone().run_tailer(config.tail_poll, stop));
     tasks.spawn("tokens", |stop| auth.clone().watch_file(Duration::from_secs(2), stop));
     // Watch streams never end on their own: end them when shutdown starts,
-    // so the graceful drain does not wait on them forever.
+    // so the graceful drain does not wait on them forever. A connection
+    // still open when the drain time is up (a client that stopped reading
+    // cannot take the end of its stream) is closed.
+    let budget = crate::budget::Budget::new(config.budget.clone());
     let stopping = app.clone();
+    let closing = budget.clone();
+    let drain = config.connections.drain;
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: ending watch streams, draining calls");
         stopping.shutdown();
+        tokio::spawn(async move {
+            tokio::time::sleep(drain).await;
+            let n = closing.close_all();
+            if n > 0 {
+                tracing::warn!(connections = n, ?drain, "drain time is up: closing the connections still open");
+            }
+        });
     };
     // TCP_NODELAY: without it, small responses wait on delayed ACKs (~40 ms
     // per call on Linux).
-    let budget = crate::budget::Budget::new(config.budget.clone());
     let incoming =
         crate::conns::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), config.connections.clone(), budget);
     let result = router.serve_with_incoming_shutdown(incoming, shutdown).await;
@@ -136,14 +147,14 @@ type Layers = Stack<LimitsLayer, Stack<AuthLayer, Stack<MetricsLayer, Stack<Cors
 /// then CORS (a browser's preflight carries no credentials), metrics and
 /// tracing (they see refusals too), authentication and authorization, and
 /// the limits.
-fn layers(auth: Arc<Authenticator>, config: &Config) -> Layers {
+fn layers(auth: Arc<Authenticator>, config: &Config, shutdown: crate::lifecycle::Shutdown) -> Layers {
     let limits = &config.limits;
     tower::ServiceBuilder::new()
         .layer(WebLayer)
         .layer(CorsLayer::new(config.cors_allowed_origins.clone()))
         .layer(MetricsLayer)
         .layer(AuthLayer::new(auth))
-        .layer(LimitsLayer::new(limits.max_concurrent_requests, limits.max_message_bytes))
+        .layer(LimitsLayer::new(limits.max_concurrent_requests, limits.max_message_bytes, shutdown))
         .into_inner()
 }
 

@@ -47,7 +47,7 @@ fn scale() -> Scale {
             streams_per_connection: 50,
             sse_readers: 200,
             changesets: 5000,
-            budget_mib: 64,
+            budget_mib: 16,
             flood: 9000,
             max_connections: 5000,
             slow: 500,
@@ -208,6 +208,7 @@ async fn stalled_readers_floods_and_slow_clients_leave_the_server_bounded_and_re
     assert_eq!(slow.bodies_408 + slow.bodies_closed, s.slow, "{}", report.join("\n"));
     assert!(slow.bodies_408 > 0, "{}", report.join("\n"));
     check.assert_within(Duration::from_millis(250), "Check during slow clients");
+    server.assert_no_panic();
     println!("abuse campaign ({}):\n  {}", if long() { "long" } else { "quick" }, report.join("\n  "));
 }
 
@@ -236,4 +237,29 @@ async fn resume_to_head(client: &eligibility_client::Client, got: Vec<u64>, head
 async fn futures_next<S: tokio_stream::Stream + Unpin>(s: &mut S) -> Option<S::Item> {
     use tokio_stream::StreamExt;
     s.next().await
+}
+
+/// A client that stopped reading cannot take the end of its stream, so a
+/// graceful shutdown would wait for it forever: the drain time bounds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_up_by_clients_that_stopped_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<String> = ["--data-dir", &dir.path().display().to_string(), "--demo", "--drain-timeout-ms", "1500"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let mut server = Server::start(&args).await;
+    let client = server.client();
+    let list = ListId::parse("abuse").unwrap();
+    server.create_list(&client, &list).await;
+    let stalled = h2_stalled::open(server.addr, 20).await;
+    for i in 0..300 {
+        server.write(&client, &list, i).await;
+    }
+    let took = server.terminate(Duration::from_secs(10)).await;
+    let took = took.unwrap_or_else(|| panic!("the server did not exit: {}", server.log_tail(8)));
+    assert!(took >= Duration::from_millis(1400), "exited after {took:?}: were the stalled streams ended?");
+    assert!(server.log_count("drain time is up") == 1, "the forced close is logged");
+    server.assert_no_panic();
+    drop(stalled);
 }

@@ -111,15 +111,30 @@ async fn connections_with_nothing_in_progress_are_closed_at_the_idle_timeout() {
     let mut head = [0u8; 512];
     let n = streaming.read(&mut head).await.unwrap();
     assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+    // And one holding health's Watch stream (a stream of another service).
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr)).unwrap().connect().await.unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut statuses =
+        health.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    assert!(statuses.message().await.unwrap().is_some(), "the current status comes first");
     closed_within(&mut quiet, Duration::from_secs(5)).await.expect("the idle connection is closed");
     let t = answered.elapsed();
     assert!(t >= idle - Duration::from_millis(50) && t < idle * 4, "closed {t:?} after its last answer");
     // Three idle timeouts on, the stream's connection is still open.
     assert_eq!(closed_within(&mut streaming, idle * 3).await, None, "a streaming connection was closed as idle");
+    assert!(
+        tokio::time::timeout(idle, statuses.message()).await.is_err(),
+        "health's Watch stream ended: its connection was closed as idle"
+    );
     // A gRPC client whose connection was closed while idle reconnects.
     let client = server.client().await;
     assert!(client.check(&list("cyber"), cc("FR")).await.unwrap().decision.eligible);
     tokio::time::sleep(idle * 2).await;
     assert!(client.check(&list("cyber"), cc("FR")).await.unwrap().decision.eligible);
+    // At shutdown, health's Watch stream ends (the drain does not wait on
+    // it) with UNAVAILABLE.
     server.stop().await;
+    let end = statuses.message().await.unwrap_err();
+    assert_eq!(end.code(), tonic::Code::Unavailable, "{end:?}");
 }

@@ -251,7 +251,9 @@ settings! {
     handshake_timeout_ms: u64 = millis(ConnLimits::default().handshake), positive;
     /// Time a connection may stay open with no request or stream in progress, ms.
     idle_timeout_ms: u64 = millis(ConnLimits::default().idle), positive;
-    /// Time to receive a request's body (HTTP routes, and a Watch call's request), ms.
+    /// At shutdown, time for connections to finish before those still open are closed, ms.
+    drain_timeout_ms: u64 = millis(ConnLimits::default().drain), positive;
+    /// Time to receive an HTTP request's body, ms.
     body_timeout_ms: u64 = millis(Limits::default().body_timeout), positive;
     /// Bytes held for slow stream consumers, all connections together; past it the largest are cut.
     slow_consumer_budget_bytes: u64 = BudgetConfig::default().limit, positive;
@@ -386,6 +388,7 @@ impl Settings {
                 max_per_address: e.max_connections_per_address,
                 handshake: ms(e.handshake_timeout_ms),
                 idle: ms(e.idle_timeout_ms),
+                drain: ms(e.drain_timeout_ms),
             },
             budget: BudgetConfig { limit: e.slow_consumer_budget_bytes, grace: ms(e.slow_consumer_grace_ms) },
         };

@@ -19,7 +19,7 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use tonic::{Status, body::Body};
 
-use crate::exporter::exhausted;
+use crate::{budget::Active, exporter::exhausted, lifecycle::Shutdown};
 
 /// Whether a request's body is gRPC-framed (a 5-byte prefix per message):
 /// gRPC, and binary gRPC-Web; not gRPC-Web's base64 text form, not JSON.
@@ -36,13 +36,15 @@ pub struct LimitsLayer {
     inflight: Arc<AtomicUsize>,
     max_inflight: usize,
     max_message: usize,
+    shutdown: Shutdown,
 }
 
 impl LimitsLayer {
     /// At most `max_inflight` unary calls in progress at once; request
-    /// messages of at most `max_message` bytes.
-    pub fn new(max_inflight: usize, max_message: usize) -> Self {
-        LimitsLayer { inflight: Arc::new(AtomicUsize::new(0)), max_inflight, max_message }
+    /// messages of at most `max_message` bytes; streams of other services
+    /// (health's Watch, reflection) end at `shutdown`.
+    pub fn new(max_inflight: usize, max_message: usize, shutdown: Shutdown) -> Self {
+        LimitsLayer { inflight: Arc::new(AtomicUsize::new(0)), max_inflight, max_message, shutdown }
     }
 }
 
@@ -86,7 +88,14 @@ where
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         // Long-lived streams are limited elsewhere (watcher limits), not here.
-        let guard = if super::is_stream(req.uri().path()) {
+        let path = req.uri().path();
+        let stream = super::is_stream(path);
+        // The change streams keep their connection busy themselves (their
+        // `crate::budget::Consumer`) and end at shutdown, with no body layer
+        // more to poll per event; other streams (health's Watch, reflection)
+        // are wrapped to do both.
+        let wrap = stream && path != "/eligibility.v1.EligibilityService/Watch" && path != "/v1/watch";
+        let guard = if stream {
             InflightGuard(None)
         } else {
             let n = self.layer.inflight.fetch_add(1, Ordering::Relaxed) + 1;
@@ -105,9 +114,8 @@ where
             }
             guard
         };
-        // The connection is busy until the answer is ready (a stream's body
-        // keeps it busy itself: see `crate::budget::Consumer`): the idle
-        // timeout counts from the last answer.
+        // The connection is busy until the answer is ready, or, for a
+        // stream, until its body ends: the idle timeout counts from then.
         let busy = crate::conns::info(req.extensions()).map(|c| c.ledger.begin());
         // Only gRPC framing has a prefix to read; other bodies are limited
         // by their own surface.
@@ -116,6 +124,7 @@ where
         // leave a fresh clone behind (the tower pattern for Clone services).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shutdown = self.layer.shutdown.clone();
         Box::pin(async move {
             let req = match max {
                 Some(max) => {
@@ -131,9 +140,50 @@ where
                 None => req,
             };
             let resp = inner.call(req).await;
-            drop((guard, busy));
-            resp
+            drop(guard);
+            if !wrap {
+                return resp;
+            }
+            resp.map(|r| {
+                r.map(|body| {
+                    let ends = Box::pin(shutdown.triggered());
+                    Body::new(Stream { body: Some(body), ends, _busy: busy })
+                })
+            })
         })
+    }
+}
+
+/// Another service's stream (health's Watch, reflection): keeps its
+/// connection busy (not idle) while it lasts, and ends with `UNAVAILABLE`
+/// when the server shuts down, so that the drain does not wait for it.
+struct Stream {
+    body: Option<Body>,
+    ends: Pin<Box<dyn Future<Output = ()> + Send>>,
+    _busy: Option<Active>,
+}
+
+impl http_body::Body for Stream {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let Some(body) = self.body.as_mut() else { return Poll::Ready(None) };
+        if let Poll::Ready(frame) = Pin::new(body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.ends.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.body = None;
+        let mut trailers = http::HeaderMap::new();
+        let _ = Status::unavailable("the server is shutting down; reconnect to another replica or after its restart")
+            .add_header(&mut trailers);
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(http_body::Body::is_end_stream)
     }
 }
 

@@ -37,10 +37,20 @@ impl Server {
             .args(["--log-level", "info,eligibility_server::writes=warn"])
             .args(args)
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
+        // Standard error (a panic's message) is kept with the log.
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("server: {line}");
+                kept.lock().unwrap().push(line);
+            }
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         let kept = log.clone();
         std::thread::spawn(move || {
@@ -69,6 +79,26 @@ impl Server {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kib| kib * 1024)
+    }
+
+    /// Sends SIGTERM and waits (at most `within`) for the process to exit;
+    /// how long it took.
+    pub async fn terminate(&mut self, within: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        while started.elapsed() < within {
+            if self.child.try_wait().unwrap().is_some() {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// The last `n` log lines.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log.lock().unwrap();
+        log[log.len().saturating_sub(n)..].join("\n")
     }
 
     /// Log lines containing `needle`.
@@ -115,6 +145,16 @@ impl Server {
         let reason = format!("{i}: {}", "export control review, see the attached assessment. ".repeat(25));
         let changes = [EntryChange { list: list.clone(), country, action, conditions: String::new() }];
         client.apply(&changes, None, &WriteOptions::reason(reason)).await.unwrap();
+    }
+}
+
+impl Server {
+    /// Fails if the server panicked anywhere (a panic in a connection's
+    /// task does not end the process, so it must be looked for).
+    pub fn assert_no_panic(&self) {
+        let log = self.log.lock().unwrap();
+        let panics: Vec<&String> = log.iter().filter(|l| l.contains("panicked")).collect();
+        assert!(panics.is_empty(), "the server panicked: {panics:?}");
     }
 }
 
