@@ -129,6 +129,69 @@ pub struct Changeset {
     pub activates: Option<Revision>,
 }
 
+impl Change {
+    /// The list this change is about.
+    pub fn list(&self) -> &ListId {
+        match self {
+            Change::Entry { list, .. } => list,
+            Change::ListCreated(l) | Change::ListUpdated(l) => &l.id,
+        }
+    }
+}
+
+impl List {
+    /// The wire message (`eligibility.v1.List`).
+    pub fn to_proto(&self) -> pb::List {
+        pb::List {
+            id: self.id.to_string(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            authority: self.authority.clone(),
+            mode: self.mode.into(),
+            created_revision: self.created_revision.0,
+            updated_revision: self.updated_revision.0,
+            member_count: self.member_count,
+        }
+    }
+}
+
+impl Changeset {
+    /// The wire message (`eligibility.v1.Changeset`), e.g. for its
+    /// canonical JSON (`serde_json::to_string`) or its binary encoding:
+    /// exactly what the server sent.
+    pub fn to_proto(&self) -> pb::Changeset {
+        let changes = self
+            .changes
+            .iter()
+            .map(|c| pb::Change {
+                kind: Some(match c {
+                    Change::Entry { list, country, action, conditions } => {
+                        pb::change::Kind::Entry(pb::EntryChange {
+                            list_id: list.to_string(),
+                            country: country.to_string(),
+                            action: (*action).into(),
+                            conditions: conditions.clone(),
+                        })
+                    }
+                    Change::ListCreated(l) => pb::change::Kind::ListCreated(l.to_proto()),
+                    Change::ListUpdated(l) => pb::change::Kind::ListUpdated(l.to_proto()),
+                }),
+            })
+            .collect();
+        pb::Changeset {
+            revision: self.revision.0,
+            effective_at: Some(self.effective_at.into()),
+            recorded_at: Some(self.recorded_at.into()),
+            actor: self.actor.clone(),
+            reason: self.reason.clone(),
+            reference: self.reference.clone(),
+            request_id: self.request_id.clone().unwrap_or_default(),
+            changes,
+            activates_revision: self.activates.map_or(0, |r| r.0),
+        }
+    }
+}
+
 /// Members added/removed between two points.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diff {
@@ -381,4 +444,50 @@ pub(crate) fn write_outcome(w: pb::WriteResponse) -> Result<WriteOutcome> {
         replayed: w.replayed,
         changeset: w.changeset.map(changeset).transpose()?,
     })
+}
+
+#[cfg(test)]
+mod to_proto_tests {
+    use super::*;
+
+    #[test]
+    fn a_changeset_goes_back_to_exactly_the_message_it_came_from() {
+        // (Times are kept to the microsecond, as the server records them.)
+        let ts = |s: i64| Some(eligibility::wkt::Timestamp { seconds: s, nanos: 5_000 });
+        let list = pb::List {
+            id: "cyber".into(),
+            title: "Cyber".into(),
+            description: "d".into(),
+            authority: "a".into(),
+            mode: pb::ListMode::Allowlist as i32,
+            created_revision: 1,
+            updated_revision: 2,
+            member_count: 0,
+        };
+        let wire = pb::Changeset {
+            revision: 7,
+            effective_at: ts(1_635_724_800),
+            recorded_at: ts(1_635_724_900),
+            actor: "export-desk".into(),
+            reason: "cut".into(),
+            reference: "ref".into(),
+            request_id: "r1".into(),
+            changes: vec![
+                pb::Change {
+                    kind: Some(pb::change::Kind::Entry(pb::EntryChange {
+                        list_id: "cyber".into(),
+                        country: "MX".into(),
+                        action: pb::EntryAction::Add as i32,
+                        conditions: "end-use check".into(),
+                    })),
+                },
+                pb::Change { kind: Some(pb::change::Kind::ListCreated(list.clone())) },
+                pb::Change { kind: Some(pb::change::Kind::ListUpdated(list)) },
+            ],
+            activates_revision: 3,
+        };
+        let decoded = changeset(wire.clone()).unwrap();
+        assert_eq!(decoded.to_proto(), wire);
+        assert_eq!(decoded.changes[1].list().as_str(), "cyber");
+    }
 }
