@@ -165,14 +165,12 @@ impl Changeset {
             .iter()
             .map(|c| pb::Change {
                 kind: Some(match c {
-                    Change::Entry { list, country, action, conditions } => {
-                        pb::change::Kind::Entry(pb::EntryChange {
-                            list_id: list.to_string(),
-                            country: country.to_string(),
-                            action: (*action).into(),
-                            conditions: conditions.clone(),
-                        })
-                    }
+                    Change::Entry { list, country, action, conditions } => pb::change::Kind::Entry(pb::EntryChange {
+                        list_id: list.to_string(),
+                        country: country.to_string(),
+                        action: (*action).into(),
+                        conditions: conditions.clone(),
+                    }),
                     Change::ListCreated(l) => pb::change::Kind::ListCreated(l.to_proto()),
                     Change::ListUpdated(l) => pb::change::Kind::ListUpdated(l.to_proto()),
                 }),

@@ -14,7 +14,11 @@ use crate::sign::Secret;
 
 /// Command-line flags (each also an environment variable).
 #[derive(Parser, Debug, Default)]
-#[command(name = "eligibility-relay", version, about = "Carries the eligibility change stream onto NATS JetStream and signed webhooks, exactly once in effect")]
+#[command(
+    name = "eligibility-relay",
+    version,
+    about = "Carries the eligibility change stream onto NATS JetStream and signed webhooks, exactly once in effect"
+)]
 pub struct Flags {
     /// TOML configuration file.
     #[arg(long, env = "ELIGIBILITY_RELAY_CONFIG")]
@@ -244,7 +248,8 @@ pub fn load() -> Result<Config, ConfigError> {
             })?
         }
     };
-    let sources = Sources { matches: &matches, file: flags.config.as_ref().map(|p| format!("the config file {}", p.display())) };
+    let sources =
+        Sources { matches: &matches, file: flags.config.as_ref().map(|p| format!("the config file {}", p.display())) };
     resolve(flags, file, &sources)
 }
 
@@ -256,7 +261,8 @@ fn resolve(flags: Flags, file: File, src: &Sources<'_>) -> Result<Config, Config
             (flags.$key.clone().or(file.$key.clone()), src.of(stringify!($key), from_flags))
         }};
     }
-    let bad = |key: &str, source: &str, message: String| ConfigError { key: key.into(), origin: source.into(), message };
+    let bad =
+        |key: &str, source: &str, message: String| ConfigError { key: key.into(), origin: source.into(), message };
 
     let (server, s) = pick!(server);
     let server = server.unwrap_or_else(|| "http://127.0.0.1:50051".to_owned());
@@ -264,8 +270,11 @@ fn resolve(flags: Flags, file: File, src: &Sources<'_>) -> Result<Config, Config
 
     let global = {
         let from_flags = !flags.lists.is_empty() || !flags.countries.is_empty();
-        let (lists, countries) =
-            if from_flags { (flags.lists.clone(), flags.countries.clone()) } else { (file.list.clone(), file.country.clone()) };
+        let (lists, countries) = if from_flags {
+            (flags.lists.clone(), flags.countries.clone())
+        } else {
+            (file.list.clone(), file.country.clone())
+        };
         filter(&lists, &countries).map_err(|(k, m)| bad(k, &src.of(k, from_flags), m))?
     };
 
@@ -281,10 +290,12 @@ fn resolve(flags: Flags, file: File, src: &Sources<'_>) -> Result<Config, Config
             }
             let (prefix, s) = pick!(subject_prefix);
             let prefix = prefix.unwrap_or_else(|| "eligibility.changes".to_owned());
-            if prefix.is_empty()
-                || prefix.split('.').any(|t| t.is_empty() || t.contains(['*', '>', ' ']))
-            {
-                return Err(bad("subject_prefix", &s, format!("{prefix:?} is not a subject prefix (tokens separated by dots, no wildcards)")));
+            if prefix.is_empty() || prefix.split('.').any(|t| t.is_empty() || t.contains(['*', '>', ' '])) {
+                return Err(bad(
+                    "subject_prefix",
+                    &s,
+                    format!("{prefix:?} is not a subject prefix (tokens separated by dots, no wildcards)"),
+                ));
             }
             let (format, s) = pick!(nats_format);
             let format = match format.as_deref().unwrap_or("json") {
@@ -310,7 +321,15 @@ fn resolve(flags: Flags, file: File, src: &Sources<'_>) -> Result<Config, Config
                 "workqueue" => RetentionPolicy::WorkQueue,
                 other => return Err(bad("nats_retention", &s, format!("{other:?}: limits, interest or workqueue"))),
             };
-            Some(NatsConfig { url, stream, prefix, format, replicas, duplicate_window: Duration::from_millis(window), retention })
+            Some(NatsConfig {
+                url,
+                stream,
+                prefix,
+                format,
+                replicas,
+                duplicate_window: Duration::from_millis(window),
+                retention,
+            })
         }
     };
 
@@ -339,7 +358,11 @@ fn resolve(flags: Flags, file: File, src: &Sources<'_>) -> Result<Config, Config
         webhooks.push(Webhook { name, url, secret, filter: narrow(&global, own) });
     }
     if nats.is_none() && webhooks.is_empty() {
-        return Err(bad("nats_url", "the defaults", "nothing to relay to: set --nats-url, --webhook or a [[webhook]] table".into()));
+        return Err(bad(
+            "nats_url",
+            "the defaults",
+            "nothing to relay to: set --nats-url, --webhook or a [[webhook]] table".into(),
+        ));
     }
 
     let (timeout, s) = pick!(webhook_timeout_ms);
@@ -393,7 +416,10 @@ fn check_url(s: &str, schemes: &[&str]) -> Result<url::Url, String> {
 
 fn filter(lists: &[String], countries: &[String]) -> Result<Filter, (&'static str, String)> {
     Ok(Filter {
-        lists: lists.iter().map(|l| ListId::parse(l).map_err(|e| ("list", format!("{l:?}: {e}")))).collect::<Result<_, _>>()?,
+        lists: lists
+            .iter()
+            .map(|l| ListId::parse(l).map_err(|e| ("list", format!("{l:?}: {e}"))))
+            .collect::<Result<_, _>>()?,
         countries: countries
             .iter()
             .map(|c| Country::parse(c).map_err(|e| ("country", format!("{c:?}: {e}"))))

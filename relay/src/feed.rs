@@ -6,7 +6,9 @@
 
 use std::{future::Future, time::Duration};
 
-use eligibility_client::{Changeset, Client, Error as ClientError, ListId, Revision, WatchEvent, WatchOptions, WatchStart};
+use eligibility_client::{
+    Changeset, Client, Error as ClientError, ListId, Revision, WatchEvent, WatchOptions, WatchStart,
+};
 use tokio_stream::StreamExt;
 
 use crate::config::Filter;

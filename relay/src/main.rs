@@ -82,7 +82,15 @@ async fn run(config: config::Config) -> Result<(), String> {
         for w in config.webhooks.clone() {
             let position = position::PositionFile::open(&config.data_dir, &w.name)
                 .map_err(|e| format!("data_dir {}: {e}", config.data_dir.display()))?;
-            let run = webhook::run(w, client.clone(), store_id.clone(), position, http.clone(), config.webhook_timeout, config.max_backoff);
+            let run = webhook::run(
+                w,
+                client.clone(),
+                store_id.clone(),
+                position,
+                http.clone(),
+                config.webhook_timeout,
+                config.max_backoff,
+            );
             sinks.spawn(run);
         }
     }

@@ -200,7 +200,10 @@ async fn publish(
     let mut attempt = 0;
     loop {
         let sent = async {
-            let ack = js.publish_with_headers(subject.clone(), headers.clone(), body.clone()).await.map_err(|e| e.to_string())?;
+            let ack = js
+                .publish_with_headers(subject.clone(), headers.clone(), body.clone())
+                .await
+                .map_err(|e| e.to_string())?;
             ack.await.map_err(|e| e.to_string())
         };
         match tokio::time::timeout(Duration::from_secs(10), sent).await {

@@ -18,7 +18,8 @@ use tokio::net::TcpListener;
 
 /// Sets up logging.
 pub fn logs(json: bool, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().init();
@@ -53,7 +54,8 @@ pub async fn serve(addr: SocketAddr, healthy: Arc<AtomicBool>) -> Result<(), Str
                         Ok::<_, std::convert::Infallible>(resp)
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
@@ -62,7 +64,10 @@ pub async fn serve(addr: SocketAddr, healthy: Arc<AtomicBool>) -> Result<(), Str
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_gauge!("eligibility_relay_lag_revisions", "Per sink: the head revision seen minus the last revision delivered");
+    describe_gauge!(
+        "eligibility_relay_lag_revisions",
+        "Per sink: the head revision seen minus the last revision delivered"
+    );
     describe_gauge!("eligibility_relay_delivered_revision", "Per sink: the last revision delivered");
     describe_histogram!(
         "eligibility_relay_delivery_seconds",
@@ -70,5 +75,8 @@ fn describe() {
         "Per sink: from a changeset's commit on the server to its delivery (acknowledged by JetStream or the endpoint)"
     );
     describe_counter!("eligibility_relay_published_total", "Per sink: messages (NATS) or requests (webhook) delivered");
-    describe_counter!("eligibility_relay_webhook_failures_total", "Per webhook: attempts that failed and will be retried");
+    describe_counter!(
+        "eligibility_relay_webhook_failures_total",
+        "Per webhook: attempts that failed and will be retried"
+    );
 }

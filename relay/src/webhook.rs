@@ -118,7 +118,13 @@ async fn deliver(
     }
 }
 
-async fn attempt_once(w: &Webhook, http: &Http<Connector, Full<Bytes>>, id: &str, body: &Bytes, timeout: Duration) -> Outcome {
+async fn attempt_once(
+    w: &Webhook,
+    http: &Http<Connector, Full<Bytes>>,
+    id: &str,
+    body: &Bytes,
+    timeout: Duration,
+) -> Outcome {
     // Signed afresh at every attempt: receivers refuse old timestamps.
     let timestamp = eligibility::Timestamp::now().as_micros() / 1_000_000;
     let request = http::Request::post(w.url.as_str())
