@@ -180,7 +180,7 @@ async fn every_revision_and_list_once_in_order_through_kills_and_cuts() {
     assert_eq!(pairs, want, "missing: {:?}", want.difference(&pairs).collect::<Vec<_>>());
     // In revision order per subject.
     for l in &lists {
-        let revs: Vec<u64> = got.iter().filter(|m| &m.2 == l.as_str()).map(|m| m.1).collect();
+        let revs: Vec<u64> = got.iter().filter(|m| m.2 == l.as_str()).map(|m| m.1).collect();
         assert!(revs.windows(2).all(|w| w[0] < w[1]), "{l}: {revs:?}");
     }
     println!(
