@@ -116,7 +116,7 @@ pub async fn write(client: &Client, lists: &[ListId], i: usize) {
     let action = if (i / countries.len()).is_multiple_of(2) { EntryAction::Add } else { EntryAction::Remove };
     let mut changes =
         vec![EntryChange { list: lists[i % lists.len()].clone(), country, action, conditions: String::new() }];
-    if i.is_multiple_of(5) {
+    if i.is_multiple_of(5) && lists.len() > 1 {
         changes.push(EntryChange {
             list: lists[(i + 1) % lists.len()].clone(),
             country,
