@@ -268,3 +268,36 @@ async fn a_bad_configuration_is_refused_at_start_with_the_key_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nats_urll"), "{err}");
 }
+
+/// The relay's throughput into JetStream, catching up on a backlog (the
+/// figure for the note, `-- --nocapture`; `ELIGIBILITY_RELAY_BACKLOG`
+/// changesets, 500 by default): every one must arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_into_jetstream() {
+    let Some(nc) = nats_or_skip("throughput_into_jetstream").await else { return };
+    let n: usize = std::env::var("ELIGIBILITY_RELAY_BACKLOG").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), false).await;
+    let client = server.client().await;
+    let lists: Vec<ListId> = ["cyber"].iter().map(|l| ListId::parse(l).unwrap()).collect();
+    create_lists(&client, &lists).await;
+    for i in 0..n {
+        write(&client, &lists, i).await;
+    }
+    let stream = TestStream::new(nc);
+    let want = expected(&client, None).await;
+    let started = Instant::now();
+    let relay = Relay::start(&relay_args(&server.url(), &nats_url(), &stream));
+    let got = until_complete(&stream, &want, Duration::from_secs(300)).await;
+    let took = started.elapsed();
+    assert_eq!(got.len(), want.len(), "{}", relay.log());
+    println!(
+        "relay (nats): {} changesets into JetStream in {:.2} s from the relay's start: {:.0} changesets/s (each acknowledged before the next)",
+        want.len(),
+        took.as_secs_f64(),
+        want.len() as f64 / took.as_secs_f64()
+    );
+    drop(relay);
+    stream.delete().await;
+    server.stop().await;
+}
