@@ -14,18 +14,8 @@ use std::{
 
 use common::{Relay, create_lists, nats_or_skip, nats_url, write};
 use eligibility_client::{ListId, Point, Revision, WatchEvent, WatchOptions, WatchStart};
-use eligibility_e2e::{Proxy, TestServer};
+use eligibility_e2e::{Proxy, Rng, TestServer};
 use tokio_stream::StreamExt;
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// A stream name and subject prefix of its own, deleted at the end.
 struct TestStream {
@@ -235,37 +225,35 @@ async fn a_bad_configuration_is_refused_at_start_with_the_key_named() {
         (&["--nats-url", "nats://127.0.0.1:4222", "--nats-format", "xml"], "invalid nats_format"),
         (&[], "nothing to relay to"),
     ];
-    for (args, expected) in cases {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eligibility-relay")).args(args).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
+    /// The relay's complaint (it must exit with 2).
+    fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eligibility-relay"))
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        err
+    }
+    for (args, expected) in cases {
+        let err = refused(args, &[]);
         assert!(err.contains(expected), "{args:?}: {err}");
     }
     // From the environment and the file, the source is named.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eligibility-relay"))
-        .env("ELIGIBILITY_RELAY_NATS_URL", "nats://127.0.0.1:4222")
-        .env("ELIGIBILITY_RELAY_NATS_REPLICAS", "9")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(
+        &[],
+        &[("ELIGIBILITY_RELAY_NATS_URL", "nats://127.0.0.1:4222"), ("ELIGIBILITY_RELAY_NATS_REPLICAS", "9")],
+    );
     assert!(err.contains("invalid nats_replicas") && err.contains("ELIGIBILITY_RELAY_NATS_REPLICAS"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("relay.toml");
     std::fs::write(&file, "nats_url = \"nats://127.0.0.1:4222\"\n[[webhook]]\nurl = \"ftp://x\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eligibility-relay"))
-        .arg("--config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let config = file.display().to_string();
+    let err = refused(&["--config", &config], &[]);
     assert!(err.contains("invalid webhook[0].url") && err.contains("relay.toml"), "{err}");
     std::fs::write(&file, "nats_urll = \"nats://x\"\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eligibility-relay"))
-        .arg("--config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&["--config", &config], &[]);
     assert!(err.contains("nats_urll"), "{err}");
 }
 

@@ -102,6 +102,20 @@ impl Drop for TestServer {
     }
 }
 
+/// A small deterministic generator (xorshift) for campaigns: the same
+/// seed, the same moments.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
 /// Parses a list id (test shorthand).
 pub fn list(id: &str) -> eligibility::ListId {
     eligibility::ListId::parse(id).unwrap()

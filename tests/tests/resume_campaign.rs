@@ -12,21 +12,11 @@ use std::{
 use eligibility_client::{
     Client, EntryChange, ListMode, NewList, RetryPolicy, Revision, WatchEvent, WatchOptions, WatchStart, WriteOptions,
 };
-use eligibility_e2e::{Proxy, TestServer, list};
+use eligibility_e2e::{Proxy, Rng, TestServer, list};
 use tokio_stream::StreamExt;
 
 fn long() -> bool {
     std::env::var("ELIGIBILITY_CAMPAIGN").is_ok_and(|v| v == "long")
-}
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,12 +73,7 @@ impl Server {
 
     /// The server's resident set size, bytes.
     pub fn rss(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kib| kib * 1024)
+        rss_of(self.child.id())
     }
 
     /// Sends SIGTERM and waits (at most `within`) for the process to exit;
@@ -114,13 +109,7 @@ impl Server {
         let task = tokio::spawn(async move {
             let mut peak = 0;
             while !flag.load(Ordering::Relaxed) {
-                let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                    .unwrap_or_default()
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                    .map_or(0, |kib| kib * 1024);
-                peak = peak.max(rss);
+                peak = peak.max(rss_of(pid));
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             peak
@@ -163,6 +152,16 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A process's resident set size, bytes.
+fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
 }
 
 /// A running RSS sampler.
