@@ -5,7 +5,9 @@
 //! - [`server`] (binds, builds the layers, owns the [`lifecycle`]) and
 //!   [`config`];
 //! - transports: [`grpc`] and [`http`] (JSON and server-sent events, on
-//!   the same port), behind the tower [`layers`] (auth, metrics, limits);
+//!   the same port), behind the tower [`layers`] (auth, metrics, limits),
+//!   over the accepted connections ([`conns`]: limits, deadlines, the idle
+//!   timeout) and the slow-consumer [`budget`];
 //! - the application: [`app`] (what transports hold), [`reads`] (a
 //!   [`reads::View`] answers every query at a resolved point), [`writes`]
 //!   (the write pipeline and activations), [`watch`] (the change stream;
