@@ -59,11 +59,18 @@ impl TestStream {
 }
 
 /// Every (revision, list) the server's history holds, from a watch.
-async fn expected(client: &eligibility_client::Client, lists: Option<&[ListId]>) -> BTreeSet<(u64, String)> {
+async fn expected(
+    client: &eligibility_client::Client,
+    lists: &[ListId],
+    countries: &[eligibility_client::Country],
+) -> BTreeSet<(u64, String)> {
     let head = client.lists(Point::latest()).await.unwrap().0.revision;
     let mut options = WatchOptions::from(WatchStart::After(Revision(0)));
-    for l in lists.unwrap_or_default() {
+    for l in lists {
         options = options.with_list(l.clone());
+    }
+    for c in countries {
+        options = options.with_country(*c);
     }
     let mut w = client.watch(options).await.unwrap();
     let mut out = BTreeSet::new();
@@ -144,7 +151,7 @@ async fn every_revision_and_list_once_in_order_through_kills_and_cuts() {
         kills += 1;
         relay = Relay::start(&args);
     }
-    let want = expected(&client, None).await;
+    let want = expected(&client, &[], &[]).await;
     let got = until_complete(&stream, &want, Duration::from_secs(60)).await;
     let store_id = client.lists(Point::latest()).await.unwrap().0.store_id;
     // Exactly once.
@@ -199,11 +206,32 @@ async fn another_stores_stream_is_refused_and_filters_apply() {
     let mut args = relay_args(&server.url(), &nats_url(), &stream);
     args.extend(["--list".to_owned(), "cyber".to_owned()]);
     let relay = Relay::start(&args);
-    let want = expected(&client, Some(&lists[..1])).await;
+    let want = expected(&client, &lists[..1], &[]).await;
     let got = until_complete(&stream, &want, Duration::from_secs(30)).await;
     assert!(got.iter().all(|m| m.2 == "cyber"), "the list filter let another list through");
     assert_eq!(got.iter().map(|m| (m.1, m.2.clone())).collect::<BTreeSet<_>>(), want);
     drop(relay);
+    // The country filter: only changesets about that country (and list
+    // metadata, which always passes), on a stream of their own.
+    let by_country = TestStream::new(stream.js.client());
+    let mut args = relay_args(&server.url(), &nats_url(), &by_country);
+    args.extend(["--country".to_owned(), "AD".to_owned()]);
+    let relay = Relay::start(&args);
+    let ad = eligibility_client::Country::parse("AD").unwrap();
+    let want = expected(&client, &[], &[ad]).await;
+    let got = until_complete(&by_country, &want, Duration::from_secs(30)).await;
+    assert_eq!(got.iter().map(|m| (m.1, m.2.clone())).collect::<BTreeSet<_>>(), want);
+    for m in &got {
+        let cs: eligibility::proto::v1::Changeset = serde_json::from_slice(&m.4).unwrap();
+        for c in &cs.changes {
+            if let Some(eligibility::proto::v1::change::Kind::Entry(e)) = &c.kind {
+                assert_eq!(e.country, "AD", "the country filter let another country through");
+            }
+        }
+    }
+    assert!(got.iter().any(|m| m.1 > 2), "no entry change passed the filter: the test tested nothing");
+    drop(relay);
+    by_country.delete().await;
     server.stop().await;
     // Another store: the relay refuses the stream and exits with the reason.
     let other = tempfile::tempdir().unwrap();
@@ -273,7 +301,7 @@ async fn throughput_into_jetstream() {
         write(&client, &lists, i).await;
     }
     let stream = TestStream::new(nc);
-    let want = expected(&client, None).await;
+    let want = expected(&client, &[], &[]).await;
     let started = Instant::now();
     let relay = Relay::start(&relay_args(&server.url(), &nats_url(), &stream));
     let got = until_complete(&stream, &want, Duration::from_secs(300)).await;

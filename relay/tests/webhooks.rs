@@ -231,3 +231,18 @@ async fn write_to_webhook_latency() {
     drop(relay);
     server.stop().await;
 }
+
+/// A saved position of another store: the relay refuses to go on (exit 1)
+/// rather than send the wrong revisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_of_another_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server"), true).await;
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/webhook-good.json"), r#"{"store_id":"another-store","revision":3}"#).unwrap();
+    // No receiver is needed: nothing may be sent.
+    let mut relay = Relay::start(&["--config".to_owned(), config(dir.path(), &server.url(), 9).display().to_string()]);
+    assert_eq!(relay.exit_code(Duration::from_secs(30)).await, Some(1), "{}", relay.log());
+    assert!(relay.log().contains("belongs to store another-store"), "{}", relay.log());
+    server.stop().await;
+}
