@@ -42,7 +42,11 @@ async fn trickle(addr: SocketAddr, head: &'static [u8], trickle: &'static [u8], 
             _ = tick.tick() => {
                 let b = *next.next().unwrap();
                 if s.write_all(&[b]).await.is_err() {
-                    return End::Closed;
+                    // The server closed: an answer it sent first may still
+                    // be waiting to be read.
+                    let n = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await;
+                    got.extend_from_slice(&buf[..n.ok().and_then(Result::ok).unwrap_or(0)]);
+                    return if got.is_empty() { End::Closed } else { End::Answered(String::from_utf8_lossy(&got).into_owned()) };
                 }
             }
             r = s.read(&mut buf) => match r {
