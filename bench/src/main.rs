@@ -12,6 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod unary;
+
 use clap::{Parser, Subcommand};
 use eligibility::proto::v1::{self as pb, watch_start::Start};
 use eligibility_client::{Client, Country, EntryChange, ListId, ListMode, NewList, WriteOptions};
@@ -62,6 +64,24 @@ enum Cmd {
         /// ratios' median and each kind's best round are reported).
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+    },
+    /// Unary calls where the server is the limit (run with --pin): a light
+    /// raw-HTTP/2 generator, health against Check of a never-listed country
+    /// and Check with full provenance, in alternating rounds, with both
+    /// processes' CPU shares.
+    Unary {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Rounds.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Calls in flight per connection.
+        #[arg(long, default_value_t = 16)]
+        inflight: usize,
     },
     /// The HTTP/JSON Check (`GET /v1/lists/cyber/check/{country}`, HTTP/1.1
     /// keep-alive, one connection per caller) against the gRPC Check on the
@@ -1090,6 +1110,9 @@ async fn run(cli: Cli) {
             mirror(&bin, 5_000_000).await;
         }
         Cmd::Mirror { checks } => mirror(&bin, checks).await,
+        Cmd::Unary { seconds, rounds, connections, inflight } => {
+            unary::unary(&bin, Duration::from_secs_f64(seconds), rounds, connections, inflight).await
+        }
         Cmd::Json { concurrency, seconds, rounds } => {
             json_vs_grpc(&bin, concurrency, Duration::from_secs_f64(seconds), rounds).await
         }
