@@ -33,7 +33,10 @@ instructions() { # kind calls -> total instructions of that server run
 base=$(instructions none 0)
 health=$(instructions health "$n")
 check=$(instructions check "$n")
-awk -v b="$base" -v h="$health" -v c="$check" -v n="$n" 'BEGIN {
-  hp = (h - b) / n; cp = (c - b) / n
-  printf "server instructions per call (%d calls each): health %.0f, Check %.0f; Health/Check %.3f\n", n, hp, cp, hp / cp
+cn=$(instructions check-cn "$n")
+mx=$(instructions check-mx "$n")
+awk -v b="$base" -v h="$health" -v c="$check" -v cn="$cn" -v mx="$mx" -v n="$n" 'BEGIN {
+  hp = (h - b) / n; cp = (c - b) / n; cnp = (cn - b) / n; mxp = (mx - b) / n
+  printf "server instructions per call (%d calls each): health %.0f, Check %.0f (FR, MX, CN in turn); Health/Check %.3f\n", n, hp, cp, hp / cp
+  printf "  Check CN (never listed) %.0f, Health/CheckCN %.3f; Check MX (with its deciding change) %.0f, Health/CheckMX %.3f\n", cnp, hp / cnp, mxp, hp / mxp
 }'
