@@ -38,7 +38,8 @@ fn frame(m: &impl Message) -> Bytes {
 }
 
 fn calls() -> Vec<Call> {
-    let check = |country: &str| pb::CheckRequest { list_id: "cyber".into(), country: country.into(), ..Default::default() };
+    let check =
+        |country: &str| pb::CheckRequest { list_id: "cyber".into(), country: country.into(), ..Default::default() };
     vec![
         Call {
             name: "health",
@@ -68,14 +69,21 @@ fn calls() -> Vec<Call> {
 
 /// One measurement: `calls/s` of `call` over `dur`, with `inflight` calls
 /// per connection; errors panic (a benchmark of failures measures nothing).
-async fn measure(conns: &[h2::client::SendRequest<Bytes>], addr: SocketAddr, call: &Call, inflight: usize, dur: Duration) -> f64 {
+async fn measure(
+    conns: &[h2::client::SendRequest<Bytes>],
+    addr: SocketAddr,
+    call: &Call,
+    inflight: usize,
+    dur: Duration,
+) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     let uri: http::Uri = format!("http://{addr}{}", call.path).parse().unwrap();
     for conn in conns {
         for _ in 0..inflight {
-            let (mut conn, done, stop, uri, body) = (conn.clone(), done.clone(), stop.clone(), uri.clone(), call.frame.clone());
+            let (mut conn, done, stop, uri, body) =
+                (conn.clone(), done.clone(), stop.clone(), uri.clone(), call.frame.clone());
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     conn = conn.ready().await.expect("connection");
@@ -161,12 +169,6 @@ pub async fn unary(bin: &std::path::PathBuf, dur: Duration, rounds: usize, conne
     let per_call = server_cpu / wall;
     for (i, c) in calls.iter().enumerate() {
         let rate = median(&mut rates[i]);
-        println!(
-            "{:>10} {:>12.0} {:>10.3} {:>19.1} µs",
-            c.name,
-            rate,
-            median(&mut ratios[i]),
-            per_call * 1e6 / rate
-        );
+        println!("{:>10} {:>12.0} {:>10.3} {:>19.1} µs", c.name, rate, median(&mut ratios[i]), per_call * 1e6 / rate);
     }
 }
