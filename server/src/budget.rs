@@ -165,7 +165,11 @@ impl Budget {
         // Bytes of connections already cut and waiting out their grace:
         // they stop growing, and will be freed or closed.
         let mut pending = 0;
-        for ledger in self.lock().values().filter_map(Weak::upgrade) {
+        // Upgraded with the lock held, looked at after it is released: a
+        // ledger whose connection closes meanwhile is dropped here, and its
+        // drop takes the lock.
+        let ledgers: Vec<Arc<Ledger>> = self.lock().values().filter_map(Weak::upgrade).collect();
+        for ledger in ledgers {
             let h = ledger.held.load(Ordering::Relaxed);
             if ledger.is_closed() {
                 continue;
