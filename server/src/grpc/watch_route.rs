@@ -24,10 +24,10 @@ use crate::budget::Consumer;
 
 const WATCH_PATH: &str = "/eligibility.v1.EligibilityService/Watch";
 
-/// Reads the one `WatchRequest` of a Watch call: stops as soon as a whole
-/// message is in (a client need not half-close first), and refuses a
-/// message over `max` bytes before reading it.
-async fn read_request(body: Body, max: usize) -> Result<pb::WatchRequest, Status> {
+/// Reads the one request message (`name`, e.g. `WatchRequest`) of a call:
+/// stops as soon as a whole message is in (a client need not half-close
+/// first), and refuses a message over `max` bytes before reading it.
+async fn read_request<M: Message + Default>(body: Body, max: usize, name: &str) -> Result<M, Status> {
     let mut body = body;
     let mut buf = BytesMut::new();
     loop {
@@ -47,8 +47,8 @@ async fn read_request(body: Body, max: usize) -> Result<pb::WatchRequest, Status
             }
             if buf.len() >= 5 + len {
                 buf.advance(5);
-                return pb::WatchRequest::decode(buf.split_to(len).freeze())
-                    .map_err(|e| Status::invalid_argument(format!("invalid WatchRequest: {e}")));
+                return M::decode(buf.split_to(len).freeze())
+                    .map_err(|e| Status::invalid_argument(format!("invalid {name}: {e}")));
             }
         }
         match body.frame().await {
@@ -60,9 +60,9 @@ async fn read_request(body: Body, max: usize) -> Result<pb::WatchRequest, Status
             Some(Err(status)) => return Err(status),
             None => {
                 return Err(Status::invalid_argument(if buf.is_empty() {
-                    "the Watch call carried no WatchRequest".to_owned()
+                    format!("the call carried no {name}")
                 } else {
-                    format!("the Watch call ended inside its WatchRequest ({} bytes)", buf.len())
+                    format!("the call ended inside its {name} ({} bytes)", buf.len())
                 }));
             }
         }
@@ -161,7 +161,7 @@ fn end_turn() {
 /// Answers one Watch call.
 async fn watch(service: Arc<EligibilityService>, req: http::Request<Body>, max: usize) -> http::Response<Body> {
     let (parts, body) = req.into_parts();
-    let message = match read_request(body, max).await {
+    let message = match read_request(body, max, "WatchRequest").await {
         Ok(m) => m,
         Err(status) => return status.into_http(),
     };
@@ -179,8 +179,61 @@ async fn watch(service: Arc<EligibilityService>, req: http::Request<Body>, max: 
     }
 }
 
-/// `eligibility.v1.EligibilityService`: Watch on the framed path, the rest
-/// by the generated server.
+const CHECK_PATH: &str = "/eligibility.v1.EligibilityService/Check";
+
+/// A unary answer: its one message, then `grpc-status: 0`.
+struct UnaryBody {
+    message: Option<Bytes>,
+    done: bool,
+}
+
+impl http_body::Body for UnaryBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if let Some(m) = self.message.take() {
+            return Poll::Ready(Some(Ok(Frame::data(m))));
+        }
+        if std::mem::replace(&mut self.done, true) {
+            return Poll::Ready(None);
+        }
+        let mut trailers = http::HeaderMap::new();
+        let _ = Status::ok("").add_header(&mut trailers);
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+}
+
+/// Answers one Check call: the same handler as the generated server's,
+/// without its per-call codec machinery (a streaming decoder for one
+/// message, an 8 KiB encode buffer per answer): the request read whole,
+/// the answer framed in one exact-size buffer.
+async fn check(service: Arc<EligibilityService>, req: http::Request<Body>, max: usize) -> http::Response<Body> {
+    use pb::eligibility_service_server::EligibilityService as _;
+    let (parts, body) = req.into_parts();
+    let message: pb::CheckRequest = match read_request(body, max, "CheckRequest").await {
+        Ok(m) => m,
+        Err(status) => return status.into_http(),
+    };
+    match service.check(Request::from_http(http::Request::from_parts(parts, message))).await {
+        Ok(answer) => {
+            let (metadata, message, _) = answer.into_parts();
+            let body = UnaryBody { message: Some(super::convert::grpc_frame(&message)), done: false }.boxed_unsync();
+            let mut resp = http::Response::new(Body::new(body));
+            *resp.headers_mut() = metadata.into_headers();
+            resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
+            resp
+        }
+        Err(status) => status.into_http(),
+    }
+}
+
+/// `eligibility.v1.EligibilityService`: Watch and Check on framed paths
+/// of their own, the rest by the generated server.
 #[derive(Clone)]
 pub struct EligibilityRoute {
     generated: EligibilityServiceServer<EligibilityService>,
@@ -215,6 +268,10 @@ impl tower::Service<http::Request<Body>> for EligibilityRoute {
             let service = self.service.clone();
             let max = self.max_decoding;
             Box::pin(async move { Ok(watch(service, req, max).await) })
+        } else if req.uri().path() == CHECK_PATH {
+            let service = self.service.clone();
+            let max = self.max_decoding;
+            Box::pin(async move { Ok(check(service, req, max).await) })
         } else {
             let mut generated = self.generated.clone();
             Box::pin(async move { tower::Service::call(&mut generated, req).await })
@@ -248,7 +305,7 @@ mod tests {
     }
 
     async fn read(chunks: Vec<Vec<u8>>) -> Result<pb::WatchRequest, Status> {
-        read_request(body(chunks, false), MAX).await
+        read_request(body(chunks, false), MAX, "WatchRequest").await
     }
 
     #[tokio::test]
@@ -265,9 +322,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_request_is_answered_without_waiting_for_the_client_to_half_close() {
-        let got = tokio::time::timeout(Duration::from_secs(5), read_request(body(vec![convert_frame()], true), MAX))
-            .await
-            .expect("read_request waited for the end of the body");
+        let got = tokio::time::timeout(
+            Duration::from_secs(5),
+            read_request::<pb::WatchRequest>(body(vec![convert_frame()], true), MAX, "WatchRequest"),
+        )
+        .await
+        .expect("read_request waited for the end of the body");
         assert_eq!(got.unwrap(), request());
     }
 
@@ -276,10 +336,13 @@ mod tests {
         // Only the prefix is sent: the refusal must not wait for the rest.
         let mut prefix = vec![0u8];
         prefix.extend_from_slice(&(MAX as u32 + 1).to_be_bytes());
-        let err = tokio::time::timeout(Duration::from_secs(5), read_request(body(vec![prefix], true), MAX))
-            .await
-            .expect("the oversized request was read to its end")
-            .unwrap_err();
+        let err = tokio::time::timeout(
+            Duration::from_secs(5),
+            read_request::<pb::WatchRequest>(body(vec![prefix], true), MAX, "WatchRequest"),
+        )
+        .await
+        .expect("the oversized request was read to its end")
+        .unwrap_err();
         assert_eq!(err.code(), Code::ResourceExhausted);
         assert!(err.message().contains("the limit is"), "{}", err.message());
     }
