@@ -1,9 +1,12 @@
-//! The Watch RPC's fast path. Events are framed once (see
+//! The fast paths of Watch and Check. Watch events are framed once (see
 //! [`crate::watch::Published`]) and every stream writes the same bytes: the
 //! response body hands the shared frame to HTTP/2 as it is, with no
-//! per-watcher encoding or copy. The wire format is exactly gRPC with
-//! `eligibility.v1.WatchEvent` messages; only the server's work changes.
-//! Every other method goes to the generated service.
+//! per-watcher encoding or copy. Check, the hottest unary call, is read
+//! whole and answered in one exact-size frame, without the generated
+//! server's per-call codec machinery (the answer is byte for byte the
+//! generated service's; `tests/tests/check_path.rs`). The wire format is
+//! exactly gRPC; only the server's work changes. Every other method goes
+//! to the generated service.
 
 use std::{
     convert::Infallible,
