@@ -82,3 +82,40 @@ async fn the_check_path_answers_what_the_generated_service_answers() {
     }
     server.stop().await;
 }
+
+/// gRPC-Web over HTTP/1.1 keeps its connection: two Checks, one after the
+/// other, on one kept-alive connection (a fast path that left the request
+/// body unread would have the server close it after the first).
+#[tokio::test]
+async fn grpc_web_checks_share_a_kept_alive_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), true).await;
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    for country in ["MX", "FR"] {
+        let body = framed(&pb::CheckRequest { list_id: "cyber".into(), country: country.into(), point: None });
+        // Chunked, as browsers' and Node's clients may send it, with the
+        // last chunk a moment after the message.
+        let head = "POST /eligibility.v1.EligibilityService/Check HTTP/1.1\r\nHost: x\r\n\
+                    Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(format!("{:x}\r\n", body.len()).as_bytes()).await.unwrap();
+        s.write_all(&body).await.unwrap();
+        s.write_all(b"\r\n").await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        s.write_all(b"0\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(13).any(|w| w == b"grpc-status:0") {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf)).await.unwrap().unwrap();
+            assert!(
+                n > 0,
+                "the server closed the connection after {country:?}'s answer began: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+    }
+    server.stop().await;
+}

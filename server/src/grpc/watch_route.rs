@@ -30,8 +30,7 @@ const WATCH_PATH: &str = "/eligibility.v1.EligibilityService/Watch";
 /// Reads the one request message (`name`, e.g. `WatchRequest`) of a call:
 /// stops as soon as a whole message is in (a client need not half-close
 /// first), and refuses a message over `max` bytes before reading it.
-async fn read_request<M: Message + Default>(body: Body, max: usize, name: &str) -> Result<M, Status> {
-    let mut body = body;
+async fn read_request<M: Message + Default>(body: &mut Body, max: usize, name: &str) -> Result<M, Status> {
     let mut buf = BytesMut::new();
     loop {
         if buf.len() >= 5 {
@@ -163,8 +162,8 @@ fn end_turn() {
 
 /// Answers one Watch call.
 async fn watch(service: Arc<EligibilityService>, req: http::Request<Body>, max: usize) -> http::Response<Body> {
-    let (parts, body) = req.into_parts();
-    let message = match read_request(body, max, "WatchRequest").await {
+    let (parts, mut body) = req.into_parts();
+    let message = match read_request(&mut body, max, "WatchRequest").await {
         Ok(m) => m,
         Err(status) => return status.into_http(),
     };
@@ -217,11 +216,15 @@ impl http_body::Body for UnaryBody {
 /// the answer framed in one exact-size buffer.
 async fn check(service: Arc<EligibilityService>, req: http::Request<Body>, max: usize) -> http::Response<Body> {
     use pb::eligibility_service_server::EligibilityService as _;
-    let (parts, body) = req.into_parts();
-    let message: pb::CheckRequest = match read_request(body, max, "CheckRequest").await {
+    let (parts, mut body) = req.into_parts();
+    let message: pb::CheckRequest = match read_request(&mut body, max, "CheckRequest").await {
         Ok(m) => m,
         Err(status) => return status.into_http(),
     };
+    // The body is read to its end (over HTTP/2 its end came with the
+    // message; over HTTP/1.1, gRPC-Web, a body left unread would keep the
+    // connection from serving the client's next call).
+    while let Some(Ok(_)) = body.frame().await {}
     match service.check(Request::from_http(http::Request::from_parts(parts, message))).await {
         Ok(answer) => {
             let (metadata, message, _) = answer.into_parts();
@@ -308,7 +311,7 @@ mod tests {
     }
 
     async fn read(chunks: Vec<Vec<u8>>) -> Result<pb::WatchRequest, Status> {
-        read_request(body(chunks, false), MAX, "WatchRequest").await
+        read_request(&mut body(chunks, false), MAX, "WatchRequest").await
     }
 
     #[tokio::test]
@@ -327,7 +330,7 @@ mod tests {
     async fn the_request_is_answered_without_waiting_for_the_client_to_half_close() {
         let got = tokio::time::timeout(
             Duration::from_secs(5),
-            read_request::<pb::WatchRequest>(body(vec![convert_frame()], true), MAX, "WatchRequest"),
+            read_request::<pb::WatchRequest>(&mut body(vec![convert_frame()], true), MAX, "WatchRequest"),
         )
         .await
         .expect("read_request waited for the end of the body");
@@ -341,7 +344,7 @@ mod tests {
         prefix.extend_from_slice(&(MAX as u32 + 1).to_be_bytes());
         let err = tokio::time::timeout(
             Duration::from_secs(5),
-            read_request::<pb::WatchRequest>(body(vec![prefix], true), MAX, "WatchRequest"),
+            read_request::<pb::WatchRequest>(&mut body(vec![prefix], true), MAX, "WatchRequest"),
         )
         .await
         .expect("the oversized request was read to its end")
