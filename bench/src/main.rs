@@ -83,6 +83,20 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         inflight: usize,
     },
+    /// Latency at half of the health check's maximum rate, open loop and
+    /// server-bound (run with --pin): health, Check CN and Check MX at the
+    /// same offered rate; the generator's pacing error is printed too.
+    Latency {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+    },
     /// The HTTP/JSON Check (`GET /v1/lists/cyber/check/{country}`, HTTP/1.1
     /// keep-alive, one connection per caller) against the gRPC Check on the
     /// same server, in paired rounds.
@@ -1110,6 +1124,9 @@ async fn run(cli: Cli) {
             mirror(&bin, 5_000_000).await;
         }
         Cmd::Mirror { checks } => mirror(&bin, checks).await,
+        Cmd::Latency { seconds, rounds, connections } => {
+            unary::latency(&bin, Duration::from_secs_f64(seconds), rounds, connections).await
+        }
         Cmd::Unary { seconds, rounds, connections, inflight } => {
             unary::unary(&bin, Duration::from_secs_f64(seconds), rounds, connections, inflight).await
         }
