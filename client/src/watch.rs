@@ -7,7 +7,17 @@
 //! the last revision it yielded, naming the store id it saw, so the
 //! consumer never sees a gap, a duplicate, or a revision going backwards.
 //! It gives up (yields the error and ends) when resuming is not safe or not
-//! allowed: another store, an unknown list, bad credentials.
+//! allowed: another store, an unknown list, bad credentials. A server that
+//! ends the stream because it was read too slowly (`RESOURCE_EXHAUSTED`,
+//! `SLOW_CONSUMER`) is resumed from like any other interruption.
+//!
+//! The task reads the call as fast as events arrive and queues them (up
+//! to 256) for the consumer, so HTTP/2 never holds many unread frames.
+//! (A hand-written HTTP/2 client that falls behind many small Watch events
+//! can have its connection ended by its own h2 library, which counts
+//! small DATA frames held unread as a flood: h2 0.4.20 sends GOAWAY
+//! `ENHANCE_YOUR_CALM` "too_many_data_frames". Read promptly, or raise the
+//! library's data-frame budget.)
 
 use std::{
     collections::BTreeSet,
