@@ -87,20 +87,7 @@ async fn measure(
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     conn = conn.ready().await.expect("connection");
-                    let req = http::Request::post(uri.clone())
-                        .header("content-type", "application/grpc")
-                        .header("te", "trailers")
-                        .body(())
-                        .unwrap();
-                    let (resp, mut send) = conn.send_request(req, false).expect("send");
-                    send.send_data(body.clone(), true).expect("send body");
-                    let mut body = resp.await.expect("response").into_body();
-                    while let Some(d) = body.data().await {
-                        let d = d.expect("response body");
-                        let _ = body.flow_control().release_capacity(d.len());
-                    }
-                    let trailers = body.trailers().await.expect("trailers").expect("trailers present");
-                    assert_eq!(trailers.get("grpc-status").map(|v| v.as_bytes()), Some(&b"0"[..]), "{trailers:?}");
+                    answered(send(&mut conn, &uri, &body)).await;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             }));
@@ -118,14 +105,45 @@ async fn measure(
     n as f64 / elapsed.as_secs_f64()
 }
 
-/// The generator's HTTP/2 client. Its budget for small DATA frames held
-/// unread (h2 ends a connection that exceeds it, a defence against peers
-/// that flood tiny frames) is lifted: every answer is a small DATA frame,
-/// and a generator that is behind holds many.
-async fn generator_connection(
-    tcp: tokio::net::TcpStream,
-) -> (h2::client::SendRequest<Bytes>, h2::client::Connection<tokio::net::TcpStream, Bytes>) {
-    h2::client::Builder::new().data_frame_budget(1 << 30).handshake(tcp).await.unwrap()
+/// The generator's `n` HTTP/2 connections (TCP_NODELAY, as the server's
+/// side). Their budget for small DATA frames held unread (h2 ends a
+/// connection that exceeds it, a defence against peers that flood tiny
+/// frames) is lifted: every answer is a small DATA frame, and a generator
+/// that is behind holds many.
+async fn generator_connections(addr: SocketAddr, n: usize) -> Vec<h2::client::SendRequest<Bytes>> {
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let (send, conn) = h2::client::Builder::new().data_frame_budget(1 << 30).handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        conns.push(send);
+    }
+    conns
+}
+
+/// Sends one call (its request frame, already encoded) on a ready
+/// connection; the answer to come.
+fn send(conn: &mut h2::client::SendRequest<Bytes>, uri: &http::Uri, frame: &Bytes) -> h2::client::ResponseFuture {
+    let req = http::Request::post(uri.clone())
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (resp, mut body) = conn.send_request(req, false).expect("send");
+    body.send_data(frame.clone(), true).expect("send body");
+    resp
+}
+
+/// Reads an answer to its trailers, without decoding it; it must be OK.
+async fn answered(resp: h2::client::ResponseFuture) {
+    let mut body = resp.await.expect("response").into_body();
+    while let Some(d) = body.data().await {
+        let d = d.expect("response body");
+        let _ = body.flow_control().release_capacity(d.len());
+    }
+    let trailers = body.trailers().await.expect("trailers").expect("trailers present");
+    assert_eq!(trailers.get("grpc-status").map(|v| v.as_bytes()), Some(&b"0"[..]), "{trailers:?}");
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -137,14 +155,7 @@ fn median(v: &mut [f64]) -> f64 {
 pub async fn unary(bin: &std::path::PathBuf, dur: Duration, rounds: usize, connections: usize, inflight: usize) {
     let server = ServerProcess::start_with(bin, &["--demo"]).await;
     let addr: SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
-    let mut conns = Vec::new();
-    for _ in 0..connections {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let (send, conn) = generator_connection(tcp).await;
-        tokio::spawn(conn);
-        conns.push(send);
-    }
+    let conns = generator_connections(addr, connections).await;
     let calls = calls();
     for c in &calls {
         measure(&conns, addr, c, inflight, Duration::from_millis(500)).await;
@@ -218,22 +229,10 @@ async fn open_loop(
         // is the pacer's; only the wait for the answer is a task.
         let mut conn = conns[i % conns.len()].clone().ready().await.expect("connection");
         let sent = Instant::now();
-        let req = http::Request::post(uri.clone())
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())
-            .unwrap();
-        let (resp, mut send) = conn.send_request(req, false).expect("send");
-        send.send_data(call.frame.clone(), true).expect("send body");
+        let resp = send(&mut conn, &uri, &call.frame);
         let tx = tx.clone();
         tokio::spawn(async move {
-            let mut body = resp.await.expect("response").into_body();
-            while let Some(d) = body.data().await {
-                let d = d.expect("response body");
-                let _ = body.flow_control().release_capacity(d.len());
-            }
-            let trailers = body.trailers().await.expect("trailers").expect("trailers present");
-            assert_eq!(trailers.get("grpc-status").map(|v| v.as_bytes()), Some(&b"0"[..]));
+            answered(resp).await;
             let done = Instant::now();
             let _ = tx.send(((done - scheduled).as_secs_f64() * 1e6, (sent - scheduled).as_secs_f64() * 1e6));
         });
@@ -261,14 +260,7 @@ fn quantile(v: &[f64], q: f64) -> f64 {
 pub async fn latency(bin: &std::path::PathBuf, dur: Duration, rounds: usize, connections: usize) {
     let server = ServerProcess::start_with(bin, &["--demo"]).await;
     let addr: SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
-    let mut conns = Vec::new();
-    for _ in 0..connections {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let (send, conn) = generator_connection(tcp).await;
-        tokio::spawn(conn);
-        conns.push(send);
-    }
+    let conns = generator_connections(addr, connections).await;
     let calls = calls();
     let kinds = &calls[..3];
     for c in kinds {

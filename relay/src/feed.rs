@@ -62,6 +62,31 @@ pub fn backoff(attempt: u32, max: Duration) -> Duration {
     cap.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0)
 }
 
+/// Tries `attempt` until it succeeds, waiting with backoff in between and
+/// logging the outage of `what` once when it starts and once when it ends.
+pub async fn until_ok<T, E, F, Fut>(what: String, max_backoff: Duration, mut attempt: F) -> T
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut outage = Outage::new(what);
+    let mut n = 0;
+    loop {
+        match attempt().await {
+            Ok(v) => {
+                outage.up();
+                return v;
+            }
+            Err(e) => {
+                outage.down(&e);
+                n += 1;
+                tokio::time::sleep(backoff(n, max_backoff)).await;
+            }
+        }
+    }
+}
+
 /// Hands every changeset after `after` (within `filter`) to `deliver`, in
 /// revision order, forever. `deliver` returns once the changeset is
 /// delivered, or with a [`Fatal`] error, which ends the sink.

@@ -54,23 +54,11 @@ async fn run(config: config::Config) -> Result<(), String> {
     }
     let client = builder.connect_lazy().map_err(|e| format!("server {}: {e}", config.server))?;
     // The store the positions belong to, from the server (waiting for it).
-    let store_id = {
-        let mut outage = feed::Outage::new(format!("the eligibility server at {}", config.server));
-        let mut attempt = 0;
-        loop {
-            match client.lists(Point::latest()).await {
-                Ok((header, _)) => {
-                    outage.up();
-                    break header.store_id;
-                }
-                Err(e) => {
-                    outage.down(&e);
-                    attempt += 1;
-                    tokio::time::sleep(feed::backoff(attempt, config.max_backoff)).await;
-                }
-            }
-        }
-    };
+    let store_id =
+        feed::until_ok(format!("the eligibility server at {}", config.server), config.max_backoff, || async {
+            client.lists(Point::latest()).await.map(|(header, _)| header.store_id)
+        })
+        .await;
     tracing::info!(server = %config.server, store_id, nats = config.nats.is_some(), webhooks = config.webhooks.len(), "relaying");
     let mut sinks = tokio::task::JoinSet::new();
     if let Some(n) = config.nats.clone() {

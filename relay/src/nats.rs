@@ -79,21 +79,7 @@ pub async fn run(cfg: NatsConfig, client: Client, store_id: String, filter: Filt
 /// Connects and finds (or creates) the stream, waiting for NATS as long as
 /// it takes.
 async fn connect(cfg: &NatsConfig, max_backoff: Duration) -> (jetstream::Context, Stream) {
-    let mut outage = Outage::new(format!("NATS at {}", cfg.url));
-    let mut attempt = 0;
-    loop {
-        match try_connect(cfg).await {
-            Ok(ok) => {
-                outage.up();
-                return ok;
-            }
-            Err(e) => {
-                outage.down(&e);
-                attempt += 1;
-                tokio::time::sleep(feed::backoff(attempt, max_backoff)).await;
-            }
-        }
-    }
+    feed::until_ok(format!("NATS at {}", cfg.url), max_backoff, || try_connect(cfg)).await
 }
 
 async fn try_connect(cfg: &NatsConfig) -> Result<(jetstream::Context, Stream), String> {

@@ -30,10 +30,12 @@ use std::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     task::Waker,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures_util::task::AtomicWaker;
+
+use crate::telemetry::Throttled;
 
 /// A connection that still holds more than this, a grace period after its
 /// streams were cut, is closed.
@@ -72,9 +74,8 @@ pub struct Budget {
     epoch: tokio::time::Instant,
     /// When the last scan ran (ms since `epoch`).
     last_scan: AtomicU64,
-    /// Cuts since the last log line, and when that was.
-    unlogged: AtomicU64,
-    last_log: Mutex<Option<Instant>>,
+    /// Cuts, logged at most once per interval.
+    cuts: Throttled,
 }
 
 impl Budget {
@@ -87,8 +88,7 @@ impl Budget {
             next_id: AtomicU64::new(0),
             epoch: tokio::time::Instant::now(),
             last_scan: AtomicU64::new(NEVER),
-            unlogged: AtomicU64::new(0),
-            last_log: Mutex::new(None),
+            cuts: Throttled::default(),
         })
     }
 
@@ -220,11 +220,7 @@ impl Budget {
 
     /// Logs cuts at most once per ten seconds, with their count.
     fn log(&self, held: u64) {
-        let n = self.unlogged.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-            *last = Some(Instant::now());
-            self.unlogged.store(0, Ordering::Relaxed);
+        if let Some(n) = self.cuts.hit() {
             tracing::warn!(
                 cut = n,
                 last_held_bytes = held,

@@ -20,10 +20,10 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
     },
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use tokio::{
@@ -33,7 +33,10 @@ use tokio::{
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
 
-use crate::budget::{Budget, Ledger};
+use crate::{
+    budget::{Budget, Ledger},
+    telemetry::Throttled,
+};
 
 /// Connection limits.
 #[derive(Clone, Debug)]
@@ -88,8 +91,7 @@ pub fn peer(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
 struct Counts {
     open: AtomicUsize,
     per_address: Mutex<HashMap<IpAddr, usize>>,
-    refused: AtomicU64,
-    last_log: Mutex<Option<Instant>>,
+    refused: Throttled,
 }
 
 impl Counts {
@@ -97,11 +99,7 @@ impl Counts {
     /// once per interval.
     fn refuse(&self, reason: &'static str) {
         metrics::counter!("eligibility_connections_refused_total", "reason" => reason).increment(1);
-        let n = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-            *last = Some(Instant::now());
-            self.refused.store(0, Ordering::Relaxed);
+        if let Some(n) = self.refused.hit() {
             tracing::warn!(refused = n, last = reason, "connections refused or closed by the connection limits");
         }
     }

@@ -202,3 +202,30 @@ mod tests {
         }
     }
 }
+
+/// Events logged at most once per interval, with how many there were
+/// since the last line: a flood (of refused connections, of cut consumers)
+/// is counted in metrics, not written to the log once per event.
+#[derive(Debug, Default)]
+pub struct Throttled {
+    since_logged: std::sync::atomic::AtomicU64,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Throttled {
+    /// The interval.
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Counts one event; `Some(n)` when it is time to log (the `n` events
+    /// since the last line, this one included).
+    pub fn hit(&self) -> Option<u64> {
+        let n = self.since_logged.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return None;
+        }
+        *last = Some(std::time::Instant::now());
+        self.since_logged.store(0, Ordering::Relaxed);
+        Some(n)
+    }
+}
