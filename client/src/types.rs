@@ -215,8 +215,11 @@ pub struct WriteOutcome {
     pub recorded: bool,
     /// Whether the request id had been recorded before.
     pub replayed: bool,
-    /// The changeset (absent for a no-op).
+    /// The changeset (absent for a no-op); for a validate-only write, the
+    /// changeset that would be recorded.
     pub changeset: Option<Changeset>,
+    /// Whether the write only validated: nothing was recorded.
+    pub validate_only: bool,
 }
 
 /// Fields every write carries. `reason` is required.
@@ -233,6 +236,10 @@ pub struct WriteOptions {
     pub expected_revision: Option<Revision>,
     /// Who makes the change.
     pub actor: String,
+    /// Validate only (AIP-163; Apply and ReplaceMembers): the server checks
+    /// the write and answers the changeset it would record, and records
+    /// nothing.
+    pub validate_only: bool,
 }
 
 impl WriteOptions {
@@ -262,6 +269,13 @@ impl WriteOptions {
     /// Sets the actor.
     pub fn with_actor(mut self, a: impl Into<String>) -> Self {
         self.actor = a.into();
+        self
+    }
+
+    /// Asks only to validate (Apply and ReplaceMembers): see
+    /// [`WriteOptions::validate_only`].
+    pub fn validating_only(mut self) -> Self {
+        self.validate_only = true;
         self
     }
 
@@ -441,6 +455,7 @@ pub(crate) fn write_outcome(w: pb::WriteResponse) -> Result<WriteOutcome> {
         recorded: w.recorded,
         replayed: w.replayed,
         changeset: w.changeset.map(changeset).transpose()?,
+        validate_only: w.validate_only,
     })
 }
 

@@ -62,6 +62,7 @@ pub async fn load(writer: &Writer, registry: &Registry) -> Result<bool> {
         reference: reference.to_owned(),
         request_id: Some(key),
         expected_revision: None,
+        validate_only: false,
     };
     writer
         .create_list(

@@ -145,6 +145,7 @@ async fn rejected_writes_change_nothing() {
         changes,
         effective_at: None,
         options: o,
+        validate_only: false,
     };
     let cases: Vec<(pb::ApplyRequest, Code, &str, &str)> = vec![
         (
@@ -226,6 +227,7 @@ async fn rejected_writes_change_nothing() {
             ],
             effective_at: None,
             options: opts("x"),
+            validate_only: true,
         })
         .await
         .unwrap_err();

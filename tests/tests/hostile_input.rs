@@ -94,15 +94,19 @@ fn any_call() -> impl Strategy<Value = Call> {
             from,
             to
         })),
-        (prop::collection::vec(entry, 0..4), any_options())
-            .prop_map(|(changes, options)| Call::Apply(pb::ApplyRequest { changes, effective_at: None, options })),
-        (any_text(), prop::collection::vec((any_text(), any_text()), 0..4), any_options()).prop_map(
-            |(list_id, m, options)| {
+        (prop::collection::vec(entry, 0..4), any_options(), any::<bool>()).prop_map(
+            |(changes, options, validate_only)| {
+                Call::Apply(pb::ApplyRequest { changes, effective_at: None, options, validate_only })
+            }
+        ),
+        (any_text(), prop::collection::vec((any_text(), any_text()), 0..4), any_options(), any::<bool>()).prop_map(
+            |(list_id, m, options, validate_only)| {
                 Call::Replace(pb::ReplaceMembersRequest {
                     list_id,
                     members: m.into_iter().map(|(country, conditions)| pb::Member { country, conditions }).collect(),
                     effective_at: None,
                     options,
+                    validate_only,
                 })
             }
         ),

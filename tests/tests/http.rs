@@ -202,6 +202,21 @@ async fn writes_are_idempotent_conditional_and_checked() {
     let current = body.replace("REMOVE", "ADD");
     let ok = call(s.addr, "POST", "/v1/changesets", &[json_h, ("if-match", &tag)], &current).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
+    // validateOnly: the would-be changeset, nothing recorded.
+    let preview = call(
+        s.addr,
+        "PUT",
+        "/v1/lists/cyber/members",
+        &[json_h, ("idempotency-key", "k-2")],
+        r#"{"members":[{"country":"FR"}],"options":{"reason":"only France"},"validateOnly":true}"#,
+    )
+    .await;
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    let p = preview.json();
+    assert_eq!((p["validateOnly"].as_bool(), p["recorded"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(p["revision"], "6");
+    assert!(p["changeset"]["changes"].as_array().unwrap().len() > 30);
+    assert!(get(s.addr, "/v1/lists/cyber").await.json()["list"]["memberCount"].as_u64().unwrap() > 30);
     let replaced = call(
         s.addr,
         "PUT",

@@ -309,3 +309,62 @@ async fn a_second_server_cannot_open_the_same_data_directory() {
     let err = eligibility_server::server::open(&cfg).await.err().expect("second open must fail");
     assert!(err.to_string().contains("in use by another"), "{err}");
 }
+
+#[tokio::test]
+async fn validate_only_answers_the_exact_changeset_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), false).await;
+    let c = server.client().await;
+    new_list(&c, "cyber", ListMode::Allowlist).await;
+    let l = list("cyber");
+    let known: Vec<_> = AFTER_CUT.iter().chain(REMOVED.iter()).map(|s| (cc(s), String::new())).collect();
+    c.replace_members(&l, &known, Some(at("2021-01-01")), &WriteOptions::reason("known members")).await.unwrap();
+    let head = server.registry.snapshot().revision();
+
+    // The preview of the cut: the four removals, numbered as the next
+    // revision, nothing recorded, and the same request id still free.
+    let kept: Vec<_> = AFTER_CUT.iter().map(|s| (cc(s), String::new())).collect();
+    let opts = WriteOptions::reason("the cut").with_reference("notice").with_request_id("cut-1");
+    let preview = c.replace_members(&l, &kept, Some(at("2021-11-01")), &opts.clone().validating_only()).await.unwrap();
+    assert!(preview.validate_only && !preview.recorded && !preview.replayed);
+    assert_eq!(preview.revision, Revision(head.0 + 1));
+    let would = preview.changeset.clone().unwrap();
+    assert_eq!((would.reason.as_str(), would.reference.as_str()), ("the cut", "notice"));
+    assert_eq!(would.effective_at, at("2021-11-01"));
+    assert_eq!(server.registry.snapshot().revision(), head, "validate_only recorded something");
+    assert!(c.check(&l, cc("MX")).await.unwrap().decision.eligible);
+
+    // The real write records exactly what the preview showed; a second
+    // real write with the same key records nothing.
+    let done = c.replace_members(&l, &kept, Some(at("2021-11-01")), &opts).await.unwrap();
+    assert!(done.recorded && !done.validate_only);
+    let recorded = done.changeset.unwrap();
+    assert_eq!((recorded.revision, &recorded.changes), (would.revision, &would.changes));
+    let again = c.replace_members(&l, &kept, Some(at("2021-11-01")), &opts).await.unwrap();
+    assert!(again.replayed && !again.recorded);
+    // Validating a recorded key answers the original, replayed.
+    let replay = c.replace_members(&l, &kept, Some(at("2021-11-01")), &opts.clone().validating_only()).await.unwrap();
+    assert!(replay.replayed && replay.revision == recorded.revision);
+
+    // Apply previews the same way, and a bad one fails as the write would.
+    let apply = c
+        .apply(&[EntryChange::remove(&l, cc("JP"))], None, &WriteOptions::reason("jp").validating_only())
+        .await
+        .unwrap();
+    assert!(apply.validate_only && apply.changeset.unwrap().changes.len() == 1);
+    let err = c
+        .apply(&[EntryChange::remove(&list("nope"), cc("JP"))], None, &WriteOptions::reason("jp").validating_only())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    let stale = c
+        .apply(
+            &[EntryChange::remove(&l, cc("JP"))],
+            None,
+            &WriteOptions::reason("jp").with_expected_revision(Revision(1)).validating_only(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, Error::Conflict { .. }), "{stale:?}");
+    assert_eq!(server.registry.snapshot().revision(), recorded.revision);
+}

@@ -77,6 +77,7 @@ impl Client {
                     .collect(),
                 effective_at: effective_at.map(Into::into),
                 options: Some(opts.to_proto()),
+                validate_only: opts.validate_only,
             })
             .await?
             .into_inner();
@@ -103,6 +104,7 @@ impl Client {
                     .collect(),
                 effective_at: effective_at.map(Into::into),
                 options: Some(opts.to_proto()),
+                validate_only: opts.validate_only,
             })
             .await?
             .into_inner();

@@ -51,12 +51,14 @@ fn options<T>(req: &Request<T>, o: Option<&pb::WriteOptions>) -> Result<WriteOpt
         reference: o.reference.clone(),
         request_id: (!o.request_id.is_empty()).then(|| o.request_id.clone()),
         expected_revision: o.expected_revision.map(Revision),
+        validate_only: false,
     })
 }
 
 /// Counts a write's outcome, then converts it.
 fn finish(r: Result<WriteResult, crate::error::Error>) -> Result<Response<pb::WriteResponse>, Status> {
     let outcome = match &r {
+        Ok(w) if w.validate_only => "validated",
         Ok(w) if w.recorded => "recorded",
         Ok(w) if w.replayed => "replayed",
         Ok(_) => "noop",
@@ -70,6 +72,7 @@ fn finish(r: Result<WriteResult, crate::error::Error>) -> Result<Response<pb::Wr
             recorded: w.recorded,
             replayed: w.replayed,
             changeset: w.changeset.as_deref().map(cv::changeset),
+            validate_only: w.validate_only,
         })
     })
     .map_err(to_status)
@@ -112,7 +115,8 @@ impl pb::admin_service_server::AdminService for AdminService {
             });
         }
         let effective_at = cv::timestamp("effective_at", r.effective_at.as_ref())?;
-        finish(self.app.writer.apply(changes, effective_at, opts?).await)
+        let opts = WriteOptions { validate_only: r.validate_only, ..opts? };
+        finish(self.app.writer.apply(changes, effective_at, opts).await)
     }
 
     async fn replace_members(
@@ -130,6 +134,7 @@ impl pb::admin_service_server::AdminService for AdminService {
             ));
         }
         let effective_at = cv::timestamp("effective_at", r.effective_at.as_ref())?;
-        finish(self.app.writer.replace_members(id, members, effective_at, opts?).await)
+        let opts = WriteOptions { validate_only: r.validate_only, ..opts? };
+        finish(self.app.writer.replace_members(id, members, effective_at, opts).await)
     }
 }

@@ -31,6 +31,9 @@ pub struct WriteOptions {
     pub request_id: Option<String>,
     /// Optimistic concurrency precondition on the head revision.
     pub expected_revision: Option<Revision>,
+    /// Check everything and answer the changeset that would be recorded,
+    /// but record nothing (AIP-163).
+    pub validate_only: bool,
 }
 
 /// One entry change of an Apply.
@@ -68,8 +71,11 @@ pub struct WriteResult {
     pub recorded: bool,
     /// Whether the request id had been recorded before.
     pub replayed: bool,
-    /// The changeset (absent for a no-op).
+    /// The changeset (absent for a no-op); for a validate-only write, the
+    /// one that would be recorded.
     pub changeset: Option<Arc<Changeset>>,
+    /// Whether the write only validated (nothing recorded).
+    pub validate_only: bool,
 }
 
 impl WriteResult {
@@ -80,6 +86,7 @@ impl WriteResult {
             recorded: false,
             replayed: false,
             changeset: None,
+            validate_only: false,
         }
     }
 }

@@ -48,6 +48,9 @@ where
     F: Fn(&Snapshot) -> Result<Vec<Change>>,
 {
     let plan = Plan { opts: request::options(plan.opts)?, ..plan };
+    if plan.opts.validate_only {
+        return validate_only(registry, &plan).await;
+    }
     let _guard = registry.lock_writes().await;
     for attempt in 0..WRITE_ATTEMPTS {
         if attempt > 0 {
@@ -59,6 +62,60 @@ where
         }
     }
     Err(Error::Unavailable(format!("the head kept moving; gave up after {WRITE_ATTEMPTS} attempts")))
+}
+
+/// Every step but the append, without the write lock (nothing is
+/// recorded, so nothing needs to be serialised): the answer carries the
+/// changeset a write would record at the current head.
+async fn validate_only<F>(registry: &Registry, plan: &Plan<F>) -> Result<WriteResult>
+where
+    F: Fn(&Snapshot) -> Result<Vec<Change>>,
+{
+    let snap = fresh_snapshot(registry, plan.opts.expected_revision).await?;
+    if let Some(result) = replay_check(&snap, &plan.opts, &plan.fingerprint)? {
+        return Ok(result);
+    }
+    precondition(&snap, plan.opts.expected_revision)?;
+    let changes = (plan.build)(&snap)?;
+    if changes.is_empty() {
+        return Ok(WriteResult { validate_only: true, ..WriteResult::noop(&snap) });
+    }
+    let now = Timestamp::now();
+    let draft = draft(plan, changes);
+    let revision = Revision(snap.revision().0 + 1);
+    let changeset = Changeset {
+        revision,
+        effective_at: draft.effective_at.unwrap_or(now),
+        recorded_at: now,
+        actor: draft.actor,
+        reason: draft.reason,
+        reference: draft.reference,
+        request: draft.request,
+        changes: draft.changes,
+        activates: None,
+    };
+    Ok(WriteResult {
+        revision,
+        store_id: snap.store_id_shared(),
+        recorded: false,
+        replayed: false,
+        changeset: Some(Arc::new(changeset)),
+        validate_only: true,
+    })
+}
+
+/// The changeset to append, before the store numbers and times it.
+fn draft<F>(plan: &Plan<F>, changes: Vec<Change>) -> ChangesetDraft {
+    let opts = &plan.opts;
+    ChangesetDraft {
+        effective_at: plan.effective_at,
+        actor: opts.actor.clone(),
+        reason: opts.reason.clone(),
+        reference: opts.reference.clone(),
+        request: opts.request_id.clone().map(|id| RequestKey { id, fingerprint: plan.fingerprint.clone() }),
+        changes,
+        activates: None,
+    }
 }
 
 /// Another replica keeps winning the race: back off a little, randomly,
@@ -110,6 +167,7 @@ fn replay(snap: &Snapshot, cs: Arc<Changeset>, fingerprint: &str, id: &str) -> R
             recorded: false,
             replayed: true,
             changeset: Some(cs),
+            validate_only: false,
         })
     } else {
         Err(Error::RequestIdReused { request_id: id.to_owned(), revision: cs.revision })
@@ -148,15 +206,7 @@ where
 /// Appends the changeset and brings the outcome into memory.
 async fn append<F>(registry: &Registry, plan: &Plan<F>, snap: &Arc<Snapshot>, changes: Vec<Change>) -> Result<Attempt> {
     let opts = &plan.opts;
-    let draft = ChangesetDraft {
-        effective_at: plan.effective_at,
-        actor: opts.actor.clone(),
-        reason: opts.reason.clone(),
-        reference: opts.reference.clone(),
-        request: opts.request_id.clone().map(|id| RequestKey { id, fingerprint: plan.fingerprint.clone() }),
-        changes,
-        activates: None,
-    };
+    let draft = draft(plan, changes);
     // The store checks the head itself (memory may lag another replica)
     // when the client asked for it, or when the changes were computed from
     // the current state. Plain entry changes do not depend on it (lists
@@ -177,6 +227,7 @@ async fn append<F>(registry: &Registry, plan: &Plan<F>, snap: &Arc<Snapshot>, ch
                 recorded: true,
                 replayed: false,
                 changeset: registry.snapshot().changeset(rev).cloned(),
+                validate_only: false,
             }))
         }
         AppendOutcome::Replayed(cs) | AppendOutcome::RequestIdReused(cs) => {

@@ -69,6 +69,7 @@ impl WriteArgs {
             request_id: self.request_id.clone(),
             expected_revision: self.expected_revision.map(Revision),
             actor: self.actor.clone(),
+            validate_only: false,
         }
     }
 }
