@@ -22,6 +22,7 @@ pub mod app;
 pub mod auth;
 pub mod budget;
 pub mod config;
+pub mod console;
 pub mod conns;
 pub mod demo;
 pub mod error;

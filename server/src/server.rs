@@ -101,7 +101,8 @@ pub async fn run(
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .timeout(limits.request_timeout)
         .layer(layers(auth.clone(), config, app.shutdown_token().clone()));
-    let router = routes(builder, &app, limits.max_message_bytes).await?;
+    let console = crate::console::router(app.clone(), auth.clone(), config.console);
+    let router = routes(builder, &app, console, limits.max_message_bytes).await?;
     tracing::info!(addr = ?addr, tls = config.tls.is_some(), mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), auth = auth.enabled(), "serving eligibility.v1");
     tasks.spawn("activator", |stop| app.writer.clone().run_activator(stop));
     tasks.spawn("ticker", |stop| app.hub.clone().run_ticker(stop));
@@ -162,6 +163,7 @@ fn layers(auth: Arc<Authenticator>, config: &Config, shutdown: crate::lifecycle:
 async fn routes<L: Clone>(
     mut builder: tonic::transport::Server<L>,
     app: &Arc<App>,
+    console: axum::Router,
     max_msg: usize,
 ) -> Result<Router<L>> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -183,8 +185,8 @@ async fn routes<L: Clone>(
         .add_service(AdminServiceServer::new(AdminService::new(app.clone())).max_decoding_message_size(max_msg))
         .clone()
         .routes();
-    // One port: gRPC paths (`/package.Service/Method`) and the HTTP/JSON
-    // paths (`/v1/...`) never overlap.
-    let routes = Routes::from(grpc.into_axum_router().merge(crate::http::router(app.clone())));
+    // One port: gRPC paths (`/package.Service/Method`), the HTTP/JSON
+    // paths (`/v1/...`) and the console's never overlap.
+    let routes = Routes::from(grpc.into_axum_router().merge(crate::http::router(app.clone())).merge(console));
     Ok(builder.add_routes(routes))
 }

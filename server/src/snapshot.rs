@@ -110,6 +110,17 @@ impl ListState {
         })
     }
 
+    /// Every event of `country` recorded at or before `at`, in
+    /// (effective_at, revision) order: its whole timeline as known then.
+    pub fn timeline(&self, country: Country, at: Revision) -> impl Iterator<Item = &Event> {
+        self.entries.get(&country).into_iter().flat_map(|t| t.iter()).filter(move |e| e.revision <= at)
+    }
+
+    /// Every event recorded at or before `at`, of every country, by country.
+    pub fn events(&self, at: Revision) -> impl Iterator<Item = (Country, &Event)> {
+        self.entries.iter().flat_map(move |(c, t)| t.iter().filter(move |e| e.revision <= at).map(move |e| (*c, e)))
+    }
+
     /// Future-dated events: recorded at or before `at` but not in effect at
     /// `as_of`.
     pub fn pending(&self, as_of: Timestamp, at: Revision) -> impl Iterator<Item = &Event> {

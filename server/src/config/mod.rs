@@ -24,6 +24,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Load the demo data into an empty store.
     pub demo: bool,
+    /// Serve the web console at `/`.
+    pub console: bool,
     /// Request limits.
     pub limits: Limits,
     /// Change-stream settings.
@@ -102,6 +104,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             demo: false,
+            console: true,
             limits: Limits::default(),
             watch: WatchConfig::default(),
             http2: Http2Config::default(),

@@ -207,6 +207,8 @@ settings! {
     data_dir: PathBuf = PathBuf::from(DEFAULT_DATA_DIR), any;
     /// Load the reported 2021 cyber-list data into an empty store.
     demo: bool = false, any;
+    /// Serve the web console at / (false: the port serves the APIs only).
+    console: bool = true, any;
     /// Log format: text or json.
     log_format: String = "text".to_owned(), log_format;
     /// Log level or tracing filter, e.g. "info" or "eligibility_server=debug".
@@ -355,6 +357,7 @@ impl Settings {
         let config = Config {
             data_dir: e.data_dir.clone(),
             demo: e.demo,
+            console: e.console,
             limits: Limits {
                 max_batch: e.max_batch,
                 max_wait: ms(e.max_wait_ms),

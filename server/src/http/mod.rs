@@ -59,6 +59,7 @@ use axum::{
 use http::{HeaderValue, Response, StatusCode, header};
 use tonic::Status;
 
+pub use self::query::Query;
 pub use crate::problem::problem;
 use crate::{
     app::App,

@@ -25,6 +25,10 @@ pub enum Access {
     /// Callers with at least this role (reads with `reader` are open to
     /// anonymous callers unless reads require authentication).
     Role(Role),
+    /// A console page: authenticated as a read, but a caller who must
+    /// sign in first is handed on with [`SignIn`] (the page asks for a
+    /// token) instead of refused; a wrong token is still refused.
+    Page,
 }
 
 /// Every method served, with who may call it.
@@ -64,6 +68,28 @@ pub const HTTP_ROUTES: &[(&str, &str, &str, Access)] = &[
     ("GET", "/v1/watch", "Watch", Access::Role(Role::Reader)),
     ("GET", "/v1/openapi.json", "OpenApi", Access::Public),
 ];
+
+/// Every console path (GET only; path template with `{}` for one
+/// segment), with who may call it.
+pub const CONSOLE_ROUTES: &[(&str, Access)] = &[
+    ("/", Access::Page),
+    ("/lists/{}", Access::Page),
+    ("/lists/{}/diff", Access::Page),
+    ("/countries", Access::Page),
+    ("/countries/{}", Access::Page),
+    ("/history", Access::Page),
+    ("/console/assets/{}", Access::Public),
+];
+
+/// The console route `path` is, if it is one.
+pub(crate) fn console_route(path: &str) -> Option<Access> {
+    CONSOLE_ROUTES.iter().find(|(t, _)| fits(t, path)).map(|(_, a)| *a)
+}
+
+/// Put in a console page request's extensions when reads need a token
+/// and the request carried none: why, for the page that asks for one.
+#[derive(Clone, Debug)]
+pub struct SignIn(pub String);
 
 /// Whether `path` fits `template` (`{}` stands for one non-empty segment).
 pub(crate) fn fits(template: &str, path: &str) -> bool {
@@ -132,10 +158,27 @@ pub struct AuthService<S> {
 }
 
 impl AuthLayer {
-    /// Decides a request: the caller to hand on, or the refusal.
-    fn admit<B>(&self, req: &http::Request<B>) -> Result<Caller, Refused> {
+    /// Decides a request: the caller to hand on, or the refusal; a console
+    /// page whose caller must sign in first is handed on with [`SignIn`].
+    fn admit<B>(&self, req: &http::Request<B>) -> Result<(Caller, Option<SignIn>), Refused> {
         let path = req.uri().path();
-        let (method, access) = if crate::problem::is_grpc(req.headers()) || !path.starts_with("/v1/") {
+        let grpc = crate::problem::is_grpc(req.headers());
+        if let Some(access) = console_route(path).filter(|_| !grpc) {
+            if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
+                let verb = req.method().as_str();
+                return Err(Refused::Response(Box::new(crate::problem::method_not_allowed(verb, path, &["GET"]))));
+            }
+            return match access {
+                Access::Page => match self.authenticate(req, Role::Reader, "the console") {
+                    Err(Refused::Status(s)) if s.code() == tonic::Code::Unauthenticated && !has_credentials(req) => {
+                        Ok((Caller(None), Some(SignIn(s.message().to_owned()))))
+                    }
+                    other => other.map(|c| (c, None)),
+                },
+                _ => Ok((Caller(None), None)),
+            };
+        }
+        let (method, access) = if grpc || !path.starts_with("/v1/") {
             let Some((_, access)) = self.methods.iter().find(|(m, _)| *m == path) else {
                 return Err(Status::unimplemented(format!(
                     "{path} is not a method of this server (it is not in the server's method table)"
@@ -159,7 +202,12 @@ impl AuthLayer {
                 }
             }
         };
-        let Access::Role(needed) = access else { return Ok(Caller(None)) };
+        let Access::Role(needed) = access else { return Ok((Caller(None), None)) };
+        self.authenticate(req, needed, method).map(|c| (c, None))
+    }
+
+    /// Authenticates the caller of `req` and checks it has `needed`.
+    fn authenticate<B>(&self, req: &http::Request<B>, needed: Role, method: &str) -> Result<Caller, Refused> {
         if !self.auth.enabled() {
             return Ok(Caller(None));
         }
@@ -192,6 +240,12 @@ impl AuthLayer {
     }
 }
 
+/// Whether a request carries credentials (a token or a client certificate).
+fn has_credentials<B>(req: &http::Request<B>) -> bool {
+    req.headers().contains_key(http::header::AUTHORIZATION)
+        || req.extensions().get::<TlsConnectInfo<crate::conns::ConnInfo>>().is_some_and(|i| i.peer_certs().is_some())
+}
+
 impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
@@ -210,7 +264,10 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         match self.layer.admit(&req) {
-            Ok(caller) => {
+            Ok((caller, sign_in)) => {
+                if let Some(sign_in) = sign_in {
+                    req.extensions_mut().insert(sign_in);
+                }
                 // Only a principal is worth an extension (inserting the
                 // first one allocates the request's extension map): an
                 // absent `Caller` means anonymous.

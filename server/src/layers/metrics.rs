@@ -209,12 +209,19 @@ const METHODS: &[&str] = &[
     "http.Apply",
     "http.ReplaceMembers",
     "http.OpenApi",
+    "console.page",
+    "console.asset",
     "other",
 ];
 
 /// The label value of a request: the RPC's name; `http.` and the RPC's
 /// name for the HTTP/JSON routes.
 fn method_label(method: &http::Method, path: &str) -> &'static str {
+    match super::auth::console_route(path) {
+        Some(super::auth::Access::Page) => return "console.page",
+        Some(_) => return "console.asset",
+        None => {}
+    }
     if path.starts_with("/v1/") {
         let rpc = super::auth::HTTP_ROUTES
             .iter()

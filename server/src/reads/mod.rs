@@ -5,6 +5,7 @@
 
 pub mod filter;
 pub mod request;
+pub mod timeline;
 
 use std::{collections::BTreeMap, sync::Arc};
 
