@@ -18,6 +18,7 @@
 //! `cargo test --release -p eligibility-server --test abuse_campaign -- --nocapture`.
 
 mod abuse;
+mod common;
 
 use std::time::Duration;
 

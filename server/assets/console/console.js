@@ -71,6 +71,7 @@ async function loadPage(url, how) {
   document.title = doc.title;
   document.body.replaceWith(doc.body);
   if (keep) announce(keep);
+  liveState(document.documentElement.dataset.live || "off");
   if (how === "push") history.pushState({}, "", resp.url);
   else if (how === "replace") history.replaceState({}, "", resp.url);
   return true;
@@ -194,14 +195,17 @@ async function watch(delay = 1000) {
     });
   } catch {
     if (controller.signal.aborted) return;
+    liveState("reconnecting");
     setTimeout(() => watch(Math.min(delay * 2, 10000)), delay);
     return;
   }
   if (resp.status === 401 || resp.status === 403) return; // needs a token: watch() again once one is given
   if (!resp.ok || !resp.body) {
+    liveState("reconnecting");
     setTimeout(() => watch(Math.min(delay * 2, 10000)), delay);
     return;
   }
+  liveState("on");
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   try {
@@ -219,7 +223,17 @@ async function watch(delay = 1000) {
   } catch {
     if (controller.signal.aborted) return;
   }
-  if (!controller.signal.aborted) setTimeout(() => watch(1000), 1000);
+  if (!controller.signal.aborted) {
+    liveState("reconnecting");
+    setTimeout(() => watch(1000), 1000);
+  }
+}
+
+/** Shows whether live updates flow (kept on <html>: pages replace <body>). */
+function liveState(state) {
+  document.documentElement.dataset.live = state;
+  const s = document.getElementById("live-state");
+  if (s) s.textContent = `live updates ${state}`;
 }
 
 function handleEvent(block) {

@@ -41,9 +41,7 @@ impl Axis {
     fn years(&self) -> Vec<(i32, f64)> {
         let first = year_of(self.start) + 1;
         let last = year_of(self.end);
-        (first..=last)
-            .filter_map(|y| Timestamp::parse(&format!("{y:04}-01-01")).ok().map(|t| (y, self.x(t))))
-            .collect()
+        (first..=last).filter_map(|y| Timestamp::parse(&format!("{y:04}-01-01")).ok().map(|t| (y, self.x(t)))).collect()
     }
 }
 

@@ -62,7 +62,8 @@ pub(super) fn page(ctx: &Ctx, title: &str, pinned: Option<Revision>, body: Marku
                 footer {
                     "Store " code { (ctx.store_id) } " · head revision " span #head { (ctx.head.0) }
                     " · " a href="/v1/openapi.json" { "HTTP API" }
-                    " · map: Natural Earth (public domain)"
+                    " · map: Natural Earth (public domain) · "
+                    span #live-state { "live updates need JavaScript" }
                 }
             }
         }
@@ -147,22 +148,33 @@ pub(super) fn point_form(path: &str, as_of: Timestamp, at: Revision, head: Revis
     }
 }
 
-/// One line about a changeset's changes: `cyber: −MX −MA; +FR`.
+/// One line about a changeset's changes, by list: `cyber: −MX −MA −SA −AE`.
 pub(super) fn summary(cs: &Changeset) -> String {
     use crate::model::{Change, EntryAction};
-    let mut parts: Vec<String> = Vec::new();
+    let mut by_list: Vec<(&str, Vec<String>)> = Vec::new();
     for ch in &cs.changes {
-        parts.push(match ch {
-            Change::CreateList { list, .. } => format!("{list}: list created"),
-            Change::UpdateList { list, .. } => format!("{list}: details changed"),
-            Change::Entry { list, country, action: EntryAction::Add, .. } => format!("{list}: +{}", country.alpha2()),
-            Change::Entry { list, country, .. } => format!("{list}: \u{2212}{}", country.alpha2()),
-        });
+        let token = match ch {
+            Change::CreateList { .. } => "list created".to_owned(),
+            Change::UpdateList { .. } => "details changed".to_owned(),
+            Change::Entry { country, action: EntryAction::Add, .. } => format!("+{}", country.alpha2()),
+            Change::Entry { country, .. } => format!("\u{2212}{}", country.alpha2()),
+        };
+        let list = ch.list().as_str();
+        match by_list.iter_mut().find(|(l, _)| *l == list) {
+            Some((_, tokens)) => tokens.push(token),
+            None => by_list.push((list, vec![token])),
+        }
     }
-    if parts.len() > 12 {
-        let more = parts.len() - 10;
-        parts.truncate(10);
-        parts.push(format!("and {more} more"));
-    }
-    parts.join(", ")
+    let parts: Vec<String> = by_list
+        .into_iter()
+        .map(|(list, mut tokens)| {
+            if tokens.len() > 12 {
+                let more = tokens.len() - 10;
+                tokens.truncate(10);
+                tokens.push(format!("and {more} more"));
+            }
+            format!("{list}: {}", tokens.join(" "))
+        })
+        .collect();
+    parts.join("; ")
 }

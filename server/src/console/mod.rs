@@ -44,6 +44,10 @@ use crate::{
     reads::View,
 };
 
+/// An answer given before the page (a sign-in, a bad parameter), boxed:
+/// a response is large and this is the rare path.
+type Early = Box<Response<Body>>;
+
 /// What the console's routes share.
 #[derive(Clone)]
 struct Console {
@@ -55,10 +59,19 @@ struct Console {
 /// when `enabled` is false each answers 404 saying the console is off.
 pub fn router(app: Arc<App>, auth: Arc<Authenticator>, enabled: bool) -> Router {
     if !enabled {
-        let off = || async { text(StatusCode::NOT_FOUND, "the web console is turned off on this server (console = false)") };
-        return ["/", "/lists/{id}", "/lists/{id}/diff", "/countries", "/countries/{code}", "/history", "/console/assets/{name}"]
-            .into_iter()
-            .fold(Router::new(), |r, path| r.route(path, get(off)));
+        let off =
+            || async { text(StatusCode::NOT_FOUND, "the web console is turned off on this server (console = false)") };
+        return [
+            "/",
+            "/lists/{id}",
+            "/lists/{id}/diff",
+            "/countries",
+            "/countries/{code}",
+            "/history",
+            "/console/assets/{name}",
+        ]
+        .into_iter()
+        .fold(Router::new(), |r, path| r.route(path, get(off)));
     }
     Router::new()
         .route("/", get(index))
@@ -73,7 +86,7 @@ pub fn router(app: Arc<App>, auth: Arc<Authenticator>, enabled: bool) -> Router 
 
 impl Console {
     /// The request's context, or the page asking for a token.
-    fn ctx(&self, req: &Request) -> Result<Ctx, Response<Body>> {
+    fn ctx(&self, req: &Request) -> Result<Ctx, Early> {
         let who = req.extensions().get::<Caller>().and_then(|c| c.0.clone());
         let auth_enabled = self.auth.enabled();
         let snap = self.app.registry.snapshot();
@@ -85,14 +98,14 @@ impl Console {
             store_id: snap.store_id_shared(),
         };
         match req.extensions().get::<SignIn>() {
-            Some(SignIn(why)) => Err(html(StatusCode::UNAUTHORIZED, pages::sign_in(&ctx, why))),
+            Some(SignIn(why)) => Err(Box::new(html(StatusCode::UNAUTHORIZED, pages::sign_in(&ctx, why)))),
             None => Ok(ctx),
         }
     }
 
     /// The view at `point` on the current snapshot.
-    fn view(&self, point: eligibility::Point) -> Result<View, Response<Body>> {
-        View::resolve(self.app.registry.snapshot(), point, "at_revision").map_err(|e| self.error(e))
+    fn view(&self, point: eligibility::Point) -> Result<View, Early> {
+        View::resolve(self.app.registry.snapshot(), point, "at_revision").map_err(|e| Box::new(self.error(e)))
     }
 
     /// A domain error as a page (its HTTP status from its gRPC code).
@@ -115,7 +128,7 @@ macro_rules! page {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         }
     };
 }
@@ -195,8 +208,8 @@ async fn history(State(c): State<Console>, req: Request) -> Response<Body> {
 
 impl Console {
     /// A bad parameter as a page (400).
-    fn bad(&self, ctx: &Ctx, message: &str) -> Response<Body> {
-        html(StatusCode::BAD_REQUEST, pages::error(ctx, message))
+    fn bad(&self, ctx: &Ctx, message: &str) -> Early {
+        Box::new(html(StatusCode::BAD_REQUEST, pages::error(ctx, message)))
     }
 }
 

@@ -212,15 +212,13 @@ mod tests {
             event("2021-11-01", 4, Add),
             event("2022-01-01", 6, Remove),
         ];
-        let got: Vec<(Option<String>, bool)> =
-            intervals(ListMode::Allowlist, &events).iter().map(|i| (i.from.map(|t| t.to_string()), i.eligible)).collect();
+        let got: Vec<(Option<String>, bool)> = intervals(ListMode::Allowlist, &events)
+            .iter()
+            .map(|i| (i.from.map(|t| t.to_string()), i.eligible))
+            .collect();
         assert_eq!(
             got,
-            [
-                (None, false),
-                (Some("2021-01-01T00:00:00Z".into()), true),
-                (Some("2022-01-01T00:00:00Z".into()), false)
-            ]
+            [(None, false), (Some("2021-01-01T00:00:00Z".into()), true), (Some("2022-01-01T00:00:00Z".into()), false)]
         );
         // On a denylist, being listed is what makes a country ineligible.
         let deny: Vec<bool> = intervals(ListMode::Denylist, &events[..1]).iter().map(|i| i.eligible).collect();

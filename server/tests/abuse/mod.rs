@@ -7,9 +7,8 @@ pub mod slow_clients;
 pub mod sse_stalled;
 
 use std::{
-    io::BufRead,
     net::SocketAddr,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -32,37 +31,7 @@ impl Server {
     /// Starts the server with `args` and waits for its address (read from
     /// its log, so no port is chosen in advance).
     pub async fn start(args: &[String]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eligibility-server"))
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-            .args(["--log-level", "info,eligibility_server::writes=warn"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        // Standard error (a panic's message) is kept with the log.
-        let kept = log.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("server: {line}");
-                kept.lock().unwrap().push(line);
-            }
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let kept = log.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("serving eligibility.v1") {
-                    let addr = line.split("\"addr\":\"Some(").nth(1).and_then(|r| r.split(')').next());
-                    let _ = tx.send(addr.and_then(|a| a.parse::<SocketAddr>().ok()));
-                }
-                kept.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).ok().flatten().expect("the server did not start");
+        let (child, addr, log) = crate::common::spawn_server(args);
         Server { child, addr, log }
     }
 

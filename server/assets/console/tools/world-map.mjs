@@ -1,4 +1,4 @@
-// Generates the console's embedded world map: one line per country,
+// Generates the console's embedded world map (server/assets/console/world.tsv):
 // "<alpha-2>\t<centroid x,y>\t<area px²>\t<SVG path data>", Natural Earth 1:50m (public domain, via
 // world-atlas 2.0.2, ISC), Natural Earth projection fitted to 1000x500,
 // simplified and rounded to 0.1 px.
