@@ -109,6 +109,8 @@ fn the_console_in_a_real_browser() {
         .env("ELIGCTL", eligctl())
         .env("CHROMIUM", chromium)
         .env("SCREENSHOTS", &shots)
+        .env("SERVER", env!("CARGO_BIN_EXE_eligibility-server"))
+        .env("RESTART_DATA", dir.path().join("restart"))
         .status()
         .expect("node runs");
     assert!(status.success(), "the browser test failed (its output is above)");

@@ -22,6 +22,11 @@ async fn new_list(client: &Client, id: &str, mode: ListMode) {
         .unwrap();
 }
 
+/// The 41 publicly known members of the 2021 list, without conditions.
+fn known_members() -> Vec<(eligibility_client::Country, String)> {
+    AFTER_CUT.iter().chain(REMOVED.iter()).map(|s| (cc(s), String::new())).collect()
+}
+
 #[tokio::test]
 async fn backdated_correction_changes_as_of_answers_only_from_its_revision_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,7 +197,7 @@ async fn replace_members_from_41_to_37_records_exactly_the_removals_once() {
     let c = server.client().await;
     new_list(&c, "cyber", ListMode::Allowlist).await;
     let l = list("cyber");
-    let known: Vec<_> = AFTER_CUT.iter().chain(REMOVED.iter()).map(|s| (cc(s), String::new())).collect();
+    let known = known_members();
     let first =
         c.replace_members(&l, &known, Some(at("2021-01-01")), &WriteOptions::reason("known members")).await.unwrap();
     assert_eq!(first.changeset.as_ref().unwrap().changes.len(), 41);
@@ -317,8 +322,9 @@ async fn validate_only_answers_the_exact_changeset_and_records_nothing() {
     let c = server.client().await;
     new_list(&c, "cyber", ListMode::Allowlist).await;
     let l = list("cyber");
-    let known: Vec<_> = AFTER_CUT.iter().chain(REMOVED.iter()).map(|s| (cc(s), String::new())).collect();
-    c.replace_members(&l, &known, Some(at("2021-01-01")), &WriteOptions::reason("known members")).await.unwrap();
+    c.replace_members(&l, &known_members(), Some(at("2021-01-01")), &WriteOptions::reason("known members"))
+        .await
+        .unwrap();
     let head = server.registry.snapshot().revision();
 
     // The preview of the cut: the four removals, numbered as the next

@@ -5,7 +5,8 @@
 // ELIGCTL writes behind an open page's back. Screenshots go to SCREENSHOTS.
 // Exits non-zero on the first failed check, saying which.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import net from "node:net";
 import { chromium } from "playwright-core";
 
 const env = (k) => {
@@ -179,6 +180,50 @@ await step("a phone-width list page fits without sideways scrolling of the page"
   assert.ok(overflow <= 1, `the page is ${overflow} px wider than the screen`);
   await phone.screenshot({ path: `${SHOTS}/list-phone.png`, fullPage: false });
   await phone.context().close();
+});
+
+await step("the live stream reconnects by itself after a server restart and misses nothing", async () => {
+  const port = await new Promise((res) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => res(p));
+    });
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const start = async () => {
+    const child = spawn(env("SERVER"), ["--demo", "--listen", `127.0.0.1:${port}`, "--data-dir", env("RESTART_DATA"), "--log-level", "warn"], { stdio: "inherit" });
+    for (let i = 0; i < 200; i++) {
+      const up = await new Promise((res) => net.connect(port, "127.0.0.1").on("connect", function () { this.destroy(); res(true); }).on("error", () => res(false)));
+      if (up) return child;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error("the server did not start");
+  };
+  let server = await start();
+  const p = await newPage();
+  try {
+    await p.goto(`${url}/lists/cyber`);
+    await p.waitForFunction(() => document.documentElement.dataset.live === "on");
+    await p.evaluate(() => {
+      window.__sameDocument = true;
+    });
+    await new Promise((res) => {
+      server.on("exit", res);
+      server.kill("SIGTERM");
+    });
+    await p.waitForFunction(() => document.documentElement.dataset.live === "reconnecting", null, { timeout: 15000 });
+    server = await start();
+    // Written before the page is back: the resumed stream (Last-Event-ID)
+    // must still bring it.
+    const r = spawnSync(env("ELIGCTL"), ["--server", url, "apply", "-", "--reason", "after the restart"], { input: "list,country,action\ncyber,NZ,remove\n", encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    await p.waitForFunction(() => /revision 4: NZ removed from cyber/.test(document.getElementById("live").textContent), null, { timeout: 15000 });
+    await p.waitForFunction(() => document.getElementById("member-count").textContent === "36", null, { timeout: 2000 });
+    assert.equal(await p.evaluate(() => window.__sameDocument), true, "the page was reloaded");
+  } finally {
+    await p.context().close();
+    server.kill("SIGTERM");
+  }
 });
 
 // ---- the server whose reads need a token --------------------------------
