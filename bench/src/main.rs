@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod history;
 mod unary;
 
 use clap::{Parser, Subcommand};
@@ -154,6 +155,20 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         connections: usize,
     },
+    /// A history of many changesets, built through the store, then the
+    /// server restarted on it: time to the first answer, RSS against the
+    /// store's size on disk, and the answers checked.
+    History {
+        /// Changesets to build.
+        #[arg(long, default_value_t = 1_000_000)]
+        changesets: u64,
+        /// Entry changes per changeset.
+        #[arg(long, default_value_t = 3)]
+        changes: usize,
+        /// Length of each changeset's reason.
+        #[arg(long, default_value_t = 100)]
+        reason_len: usize,
+    },
     /// Internal: the fan-out ceiling server (a bare tonic server with only
     /// the standard health service), started by `fanout` as a child.
     #[command(hide = true)]
@@ -254,10 +269,19 @@ impl ServerProcess {
     }
 
     fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The highest RSS the server has had.
+    fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     }
@@ -1150,6 +1174,9 @@ async fn run(cli: Cli) {
         }
         Cmd::Replicas { pg_admin_url, changes } => replicas(&bin, &pg_admin_url, changes).await,
         Cmd::CeilingServer { listen, trigger } => ceiling_server(listen, trigger).await,
+        Cmd::History { changesets, changes, reason_len } => {
+            history::history(&bin, changesets, changes, reason_len).await
+        }
         Cmd::Fanout { watchers, repeats, connections } => {
             for n in watchers {
                 fanout(&bin, n, repeats, connections).await;

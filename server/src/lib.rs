@@ -38,6 +38,7 @@ pub mod reads;
 pub mod registry;
 pub mod server;
 pub mod snapshot;
+pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod watch;

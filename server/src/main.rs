@@ -3,7 +3,7 @@
 
 use std::{io::Read, process::ExitCode};
 
-use eligibility_server::{auth, config::Settings, server, telemetry};
+use eligibility_server::{auth, config::Settings, server, startup, telemetry};
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -77,17 +77,28 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(resolved: eligibility_server::config::Resolved) -> ExitCode {
-    let app = match server::open(&resolved.config).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the store");
-            return ExitCode::FAILURE;
-        }
-    };
+    // Bound first: while a long history loads, the port answers health
+    // NOT_SERVING (and UNAVAILABLE to other calls), not a refused connection.
     let listener = match tokio::net::TcpListener::bind(resolved.listen).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, listen = %resolved.listen, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    let loading = startup::serve_while_loading(listener);
+    let opened = server::open(&resolved.config).await;
+    let listener = match loading.finish().await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot take the listener back from the loading server");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = match opened {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the store");
             return ExitCode::FAILURE;
         }
     };

@@ -116,3 +116,46 @@ async fn oversize_and_too_many_requests_get_resource_exhausted_and_the_server_st
     // Healthy afterwards.
     assert!(c.check(&list("cyber"), cc("FR")).await.unwrap().decision.eligible);
 }
+
+#[tokio::test]
+async fn while_the_registry_loads_the_port_answers_not_serving_then_hands_over() {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let loading = eligibility_server::startup::serve_while_loading(listener);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["", "eligibility.v1.EligibilityService"] {
+        let status = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status;
+        assert_eq!(status, ServingStatus::NotServing as i32, "{service:?}");
+    }
+    let mut query = pb::eligibility_service_client::EligibilityServiceClient::new(channel);
+    let refused =
+        query.check(pb::CheckRequest { list_id: "cyber".into(), country: "MX".into(), point: None }).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("loading"));
+    let http = eligibility_e2e::web::get(addr, "/v1/lists").await;
+    assert_eq!(http.status, 503, "{}", http.body);
+
+    // Loaded: the same port serves the registry.
+    let config = Config { data_dir: dir.path().to_owned(), demo: true, ..Config::default() };
+    let app = eligibility_server::server::open(&config).await.unwrap();
+    let listener = loading.finish().await.unwrap();
+    assert_eq!(listener.local_addr().unwrap(), addr);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(async move {
+        eligibility_server::server::run(listener, app, &config, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let c = eligibility_client::Client::connect(format!("http://{addr}")).await.unwrap();
+    assert!(!c.check(&list("cyber"), cc("MX")).await.unwrap().decision.eligible);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let status =
+        HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    assert_eq!(status.status, ServingStatus::Serving as i32);
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+}
