@@ -128,12 +128,12 @@ async fn build(dir: &Path, n: u64, changes: usize, reason_len: usize) -> Expecte
             request: None,
             changes: vec![Change::CreateList {
                 list: ListId::parse(l).unwrap(),
-                meta: ListMeta {
+                meta: Box::new(ListMeta {
                     title: format!("{l} (benchmark)"),
                     description: String::new(),
                     authority: "benchmark".into(),
                     mode: ListMode::Allowlist,
-                },
+                }),
             }],
             activates: None,
         })

@@ -25,15 +25,16 @@ pub enum Change {
     CreateList {
         /// The new list.
         list: ListId,
-        /// Its metadata.
-        meta: ListMeta,
+        /// Its metadata (boxed: entry changes, by far the most common, then
+        /// take half the space each).
+        meta: Box<ListMeta>,
     },
     /// A list's metadata is replaced (the mode never changes).
     UpdateList {
         /// The list.
         list: ListId,
-        /// The complete new metadata.
-        meta: ListMeta,
+        /// The complete new metadata (boxed, as for `CreateList`).
+        meta: Box<ListMeta>,
     },
     /// A country is added to or removed from a list.
     Entry {
@@ -55,6 +56,16 @@ impl Change {
     pub fn list(&self) -> &ListId {
         match self {
             Change::CreateList { list, .. } | Change::UpdateList { list, .. } | Change::Entry { list, .. } => list,
+        }
+    }
+
+    /// Names `list` (the same id) as the change's list: lets the registry
+    /// share one copy of an id among all its changes.
+    pub fn set_list(&mut self, id: ListId) {
+        match self {
+            Change::CreateList { list, .. } | Change::UpdateList { list, .. } | Change::Entry { list, .. } => {
+                *list = id
+            }
         }
     }
 

@@ -264,6 +264,17 @@ impl Snapshot {
     /// The next snapshot: this one with `cs` applied. `cs` must be the next
     /// revision; anything else means the store and memory disagree.
     pub fn apply(&self, cs: Changeset) -> Result<Snapshot, Error> {
+        let mut next = self.clone();
+        next.apply_mut(cs)?;
+        Ok(next)
+    }
+
+    /// `cs` applied to this snapshot in place. Applying a batch to one
+    /// snapshot this way copies each shared node of the persistent
+    /// collections once (then owns it) instead of once per changeset, which
+    /// is most of the cost of loading a long history. On an error the
+    /// snapshot is half-applied: discard it.
+    pub fn apply_mut(&mut self, mut cs: Changeset) -> Result<(), Error> {
         if cs.revision != self.revision.next() {
             return Err(Error::Corrupt(format!(
                 "changeset revision {} does not follow head {}",
@@ -271,23 +282,29 @@ impl Snapshot {
             )));
         }
         let rev = cs.revision;
+        // Every change names its list: share the list's own id rather than
+        // keep a copy per change (a long history holds millions).
+        for change in &mut cs.changes {
+            if let Some(l) = self.lists.get(change.list()) {
+                change.set_list(l.id.clone());
+            }
+        }
         let cs = Arc::new(cs);
-        let mut next = self.clone();
         let mut touched: Vec<ListId> = Vec::new();
         for change in &cs.changes {
             touch(&mut touched, change.list());
-            next.apply_change(change, &cs)?;
+            self.apply_change(change, &cs)?;
         }
-        next.track_activation(&cs, self, &mut touched);
+        self.track_activation(&cs, &mut touched);
         for id in touched {
-            next.list_mut(&id, rev)?.touching.push_back(rev);
+            self.list_mut(&id, rev)?.touching.push_back(rev);
         }
         if let Some(key) = &cs.request {
-            next.requests.insert(Arc::from(key.id.as_str()), rev);
+            self.requests.insert(Arc::from(key.id.as_str()), rev);
         }
-        next.log.push_back(cs);
-        next.revision = rev;
-        Ok(next)
+        self.log.push_back(cs);
+        self.revision = rev;
+        Ok(())
     }
 
     /// One change of changeset `cs`, applied in place.
@@ -301,25 +318,26 @@ impl Snapshot {
                 let state = ListState {
                     id: list.clone(),
                     created: rev,
-                    versions: vec![(rev, meta.clone())],
+                    versions: vec![(rev, (**meta).clone())],
                     entries: OrdMap::new(),
                     touching: Vector::new(),
                 };
                 self.lists.insert(list.clone(), Arc::new(state));
             }
-            Change::UpdateList { list, meta } => self.list_mut(list, rev)?.versions.push((rev, meta.clone())),
+            Change::UpdateList { list, meta } => self.list_mut(list, rev)?.versions.push((rev, (**meta).clone())),
             Change::Entry { list, country, action, conditions } => {
                 let event = Event {
                     effective_at: cs.effective_at,
                     revision: rev,
                     action: *action,
-                    conditions: Arc::from(conditions.as_str()),
+                    conditions: shared_conditions(conditions),
                     changeset: cs.clone(),
                 };
                 let l = self.list_mut(list, rev)?;
-                // Persistent vector: inserting shares all but a path of the
-                // tree with the previous snapshot.
-                let mut timeline = l.entries.get(country).cloned().unwrap_or_default();
+                // Persistent vector, changed in place: it shares all but a
+                // path of the tree with the previous snapshot (and nothing
+                // is copied twice within one snapshot).
+                let timeline = l.entries.entry(*country).or_default();
                 // This revision is the highest so far, so it goes after every
                 // event with effective_at <= its own.
                 let at = timeline
@@ -332,7 +350,6 @@ impl Snapshot {
                     })
                     .unwrap_or_else(|i| i);
                 timeline.insert(at, event);
-                l.entries.insert(*country, timeline);
             }
         }
         Ok(())
@@ -340,9 +357,9 @@ impl Snapshot {
 
     /// Future-dated changesets wait for their activation entry; an
     /// activation entry ends that wait and belongs to the history of every
-    /// list its original changeset touched. `prev` is the snapshot before
-    /// `cs`.
-    fn track_activation(&mut self, cs: &Changeset, prev: &Snapshot, touched: &mut Vec<ListId>) {
+    /// list its original changeset touched. Called before `cs` joins the
+    /// log.
+    fn track_activation(&mut self, cs: &Changeset, touched: &mut Vec<ListId>) {
         match cs.activates {
             None if cs.effective_at > cs.recorded_at
                 && cs.changes.iter().any(|c| matches!(c, Change::Entry { .. })) =>
@@ -351,7 +368,7 @@ impl Snapshot {
             }
             None => {}
             Some(orig) => {
-                if let Some(o) = prev.changeset(orig) {
+                if let Some(o) = self.changeset(orig).cloned() {
                     self.pending.remove(&(o.effective_at, orig));
                     for c in &o.changes {
                         touch(touched, c.list());
@@ -367,6 +384,13 @@ impl Snapshot {
             .map(Arc::make_mut)
             .ok_or_else(|| Error::Corrupt(format!("revision {rev} changes unknown list {id}")))
     }
+}
+
+/// Conditions as events keep them: the empty string (almost every entry)
+/// shared rather than allocated per event.
+fn shared_conditions(conditions: &str) -> Arc<str> {
+    static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+    if conditions.is_empty() { EMPTY.clone() } else { Arc::from(conditions) }
 }
 
 /// Adds `id` to the lists a changeset touched (once).

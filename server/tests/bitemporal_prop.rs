@@ -80,7 +80,7 @@ proptest! {
         let mut snap = Snapshot::empty("test-store");
         let create = changeset(1, day(0), LISTS.iter().map(|(id, mode)| Change::CreateList {
             list: ListId::parse(id).unwrap(),
-            meta: ListMeta { title: String::new(), description: String::new(), authority: String::new(), mode: *mode },
+            meta: Box::new(ListMeta { title: String::new(), description: String::new(), authority: String::new(), mode: *mode }),
         }).collect());
         snap = snap.apply(create.clone()).unwrap();
         let mut history = vec![create];

@@ -25,7 +25,12 @@ fn draft(reason: &str, request: Option<(&str, &str)>, changes: Vec<Change>) -> C
 fn create(id: &str) -> Change {
     Change::CreateList {
         list: ListId::parse(id).unwrap(),
-        meta: ListMeta { title: "t".into(), description: "d".into(), authority: "a".into(), mode: ListMode::Allowlist },
+        meta: Box::new(ListMeta {
+            title: "t".into(),
+            description: "d".into(),
+            authority: "a".into(),
+            mode: ListMode::Allowlist,
+        }),
     }
 }
 

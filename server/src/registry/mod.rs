@@ -53,7 +53,7 @@ pub struct Registry {
 }
 
 /// How many changesets to read per store round trip when loading.
-const LOAD_BATCH: u32 = 1000;
+const LOAD_BATCH: u32 = 10_000;
 
 impl Registry {
     /// Builds the registry from the store's whole log; every changeset
@@ -135,10 +135,23 @@ impl Registry {
     /// Applies every changeset the store has beyond the current snapshot.
     /// Callers hold the write lock.
     pub(crate) async fn catch_up(&self) -> Result<()> {
-        while let Some(batch) = self.read_batch(self.head()).await? {
+        let mut reading = self.read_ahead(self.head());
+        loop {
+            let batch = reading.await.map_err(|e| Error::Unavailable(format!("reading the log: {e}")))??;
+            let Some(batch) = batch else { return Ok(()) };
+            let last = batch.last().map_or(self.head(), |cs| cs.revision);
+            // The next batch is read (and decoded) on another task while
+            // this one is applied: loading a long history keeps both cores
+            // busy instead of taking turns.
+            reading = self.read_ahead(last);
             self.apply_batch(batch)?;
         }
-        Ok(())
+    }
+
+    /// Reads the batch after `head` on a task of its own.
+    fn read_ahead(&self, head: Revision) -> tokio::task::JoinHandle<Result<Option<Vec<Changeset>>>> {
+        let store = self.store.clone();
+        tokio::spawn(async move { read_batch(&store, head).await })
     }
 
     /// Like [`Registry::catch_up`], for the tailer: the store is read
@@ -149,7 +162,7 @@ impl Registry {
     pub(crate) async fn tail(&self) -> Result<()> {
         loop {
             let from = self.head();
-            let Some(batch) = self.read_batch(from).await? else { return Ok(()) };
+            let Some(batch) = read_batch(&self.store, from).await? else { return Ok(()) };
             let _guard = self.lock_writes().await;
             // A writer moved the head meanwhile: what was read may overlap
             // what it absorbed; read again from the new head.
@@ -159,31 +172,13 @@ impl Registry {
         }
     }
 
-    /// The next changesets after `head`, `None` at the store's head.
-    async fn read_batch(&self, head: Revision) -> Result<Option<Vec<Changeset>>> {
-        let started = std::time::Instant::now();
-        let batch = self.store.read_after(head, LOAD_BATCH).await.map_err(store_error)?;
-        metrics::histogram!("eligibility_store_seconds", "op" => "read").record(started.elapsed().as_secs_f64());
-        let Some(last) = batch.last() else {
-            // At the store's head: no lag (an alert on lag must clear once
-            // the replica has caught up).
-            metrics::gauge!("eligibility_replication_lag_seconds").set(0.0);
-            return Ok(None);
-        };
-        // How long after its commit the newest changeset reached this
-        // replica (meaningful when another replica wrote it).
-        let lag = Timestamp::now().as_micros().saturating_sub(last.recorded_at.as_micros()).max(0);
-        metrics::gauge!("eligibility_replication_lag_seconds").set(lag as f64 / 1e6);
-        Ok(Some(batch))
-    }
-
     /// Applies changesets that follow the current head. Callers hold the
     /// write lock.
     fn apply_batch(&self, batch: Vec<Changeset>) -> Result<()> {
         let old = self.current.load_full();
         let mut snap = (*old).clone();
         for cs in batch {
-            snap = snap.apply(cs)?;
+            snap.apply_mut(cs)?;
         }
         self.publish(snap, old.revision());
         Ok(())
@@ -220,6 +215,24 @@ impl Registry {
         }
         self.head_tx.send_replace(rev);
     }
+}
+
+/// The next changesets after `head`, `None` at the store's head.
+async fn read_batch(store: &Arc<dyn Store>, head: Revision) -> Result<Option<Vec<Changeset>>> {
+    let started = std::time::Instant::now();
+    let batch = store.read_after(head, LOAD_BATCH).await.map_err(store_error)?;
+    metrics::histogram!("eligibility_store_seconds", "op" => "read").record(started.elapsed().as_secs_f64());
+    let Some(last) = batch.last() else {
+        // At the store's head: no lag (an alert on lag must clear once
+        // the replica has caught up).
+        metrics::gauge!("eligibility_replication_lag_seconds").set(0.0);
+        return Ok(None);
+    };
+    // How long after its commit the newest changeset reached this
+    // replica (meaningful when another replica wrote it).
+    let lag = Timestamp::now().as_micros().saturating_sub(last.recorded_at.as_micros()).max(0);
+    metrics::gauge!("eligibility_replication_lag_seconds").set(lag as f64 / 1e6);
+    Ok(Some(batch))
 }
 
 /// A store failure as the domain reports it.

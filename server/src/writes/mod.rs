@@ -106,7 +106,7 @@ impl Writer {
     /// Creates a list.
     pub async fn create_list(&self, list: ListId, meta: ListMeta, opts: WriteOptions) -> Result<WriteResult> {
         request::create_list(&meta)?;
-        let change = Change::CreateList { list: list.clone(), meta };
+        let change = Change::CreateList { list: list.clone(), meta: Box::new(meta) };
         let fingerprint = request::changes_fingerprint("create_list", &opts, None, std::slice::from_ref(&change));
         let build = move |snap: &Snapshot| {
             if snap.list_at(&list, snap.revision()).is_ok() {
@@ -133,7 +133,7 @@ impl Writer {
             if &meta == old {
                 return Ok(vec![]);
             }
-            Ok(vec![Change::UpdateList { list: list.clone(), meta }])
+            Ok(vec![Change::UpdateList { list: list.clone(), meta: Box::new(meta) }])
         };
         write(&self.registry, Plan { opts, effective_at: None, fingerprint, depends_on_state: true, build }).await
     }
