@@ -27,18 +27,26 @@ const LISTS: [&str; 4] = ["cyber", "dual-use", "crypto", "surveillance"];
 /// Builds `n` changesets of `changes` entry changes each (reasons of about
 /// `reason_len` characters, an idempotency key on each), restarts the
 /// server on them, and reports.
-pub async fn history(bin: &PathBuf, n: u64, changes: usize, reason_len: usize) {
-    let dir = tempfile::tempdir().expect("tempdir");
+pub async fn history(bin: &PathBuf, n: u64, changes: usize, reason_len: usize, keep: Option<&Path>) {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = keep.unwrap_or(temp.path());
+    // A kept store built by an earlier run with the same parameters is
+    // reused (building a million changesets takes minutes); the expected
+    // answers are generated again either way.
+    let reuse = keep.is_some_and(|d| d.join(eligibility_server::store::sqlite::DB_FILE).exists());
     let built = Instant::now();
-    let expected = build(dir.path(), n, changes, reason_len).await;
+    let expected = build(dir, n, changes, reason_len, !reuse).await;
     let build_s = built.elapsed().as_secs_f64();
-    let disk = dir_size(dir.path());
-    println!(
-        "history: {n} changesets of {changes} changes (reasons ~{reason_len} chars, idempotency keys), built through the store in {build_s:.1} s ({:.0}/s); on disk {:.1} MiB ({:.0} bytes each)",
-        n as f64 / build_s,
-        mib(disk),
-        disk as f64 / n as f64
-    );
+    let disk = dir_size(dir);
+    if reuse {
+        println!("history: {n} changesets of {changes} changes, reusing the store in {}", dir.display());
+    } else {
+        println!(
+            "history: {n} changesets of {changes} changes (reasons ~{reason_len} chars, idempotency keys), built through the store in {build_s:.1} s ({:.0}/s)",
+            n as f64 / build_s
+        );
+    }
+    println!("  on disk {:.1} MiB ({:.0} bytes each)", mib(disk), disk as f64 / n as f64);
 
     // Restart: the time to the port answering, and to the first answer.
     let port = free_port();
@@ -49,7 +57,7 @@ pub async fn history(bin: &PathBuf, n: u64, changes: usize, reason_len: usize) {
         "--log-level".into(),
         "warn".into(),
         "--data-dir".into(),
-        dir.path().into(),
+        dir.into(),
     ];
     let started = Instant::now();
     let server = ServerProcess::spawn(bin, &args, port, tempfile::tempdir().expect("tempdir"));
@@ -112,9 +120,10 @@ struct Expected {
     members: BTreeMap<&'static str, BTreeMap<Country, bool>>,
 }
 
-/// Writes the lists and `n` changesets into a new store in `dir`.
-async fn build(dir: &Path, n: u64, changes: usize, reason_len: usize) -> Expected {
-    let store = SqliteStore::open(dir).await.expect("open the store");
+/// Writes the lists and `n` changesets into a new store in `dir` (with
+/// `write` false, only works out what they say).
+async fn build(dir: &Path, n: u64, changes: usize, reason_len: usize, write: bool) -> Expected {
+    let store = if write { Some(SqliteStore::open(dir).await.expect("open the store")) } else { None };
     let countries = Country::all();
     let now = Timestamp::now().as_micros();
     let day: i64 = 86_400_000_000;
@@ -175,12 +184,20 @@ async fn build(dir: &Path, n: u64, changes: usize, reason_len: usize) -> Expecte
             activates: None,
         });
         if drafts.len() == 10_000 {
-            store.append_many(&drafts).await.expect("append");
+            if let Some(store) = &store {
+                store.append_many(&drafts).await.expect("append");
+            }
             drafts.clear();
         }
     }
-    let head = store.append_many(&drafts).await.expect("append");
-    store.close().await;
+    let head = match &store {
+        Some(store) => {
+            let head = store.append_many(&drafts).await.expect("append");
+            store.close().await;
+            head
+        }
+        None => Revision(n + LISTS.len() as u64),
+    };
     let mut members: BTreeMap<&'static str, BTreeMap<Country, bool>> = BTreeMap::new();
     for ((l, c), (_, _, member)) in deciding {
         members.entry(l).or_default().insert(c, member);

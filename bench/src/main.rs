@@ -168,6 +168,10 @@ enum Cmd {
         /// Length of each changeset's reason.
         #[arg(long, default_value_t = 100)]
         reason_len: usize,
+        /// Keep the store here (reused by a later run with the same
+        /// parameters, which then only restarts the server on it).
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// Internal: the fan-out ceiling server (a bare tonic server with only
     /// the standard health service), started by `fanout` as a child.
@@ -1174,8 +1178,8 @@ async fn run(cli: Cli) {
         }
         Cmd::Replicas { pg_admin_url, changes } => replicas(&bin, &pg_admin_url, changes).await,
         Cmd::CeilingServer { listen, trigger } => ceiling_server(listen, trigger).await,
-        Cmd::History { changesets, changes, reason_len } => {
-            history::history(&bin, changesets, changes, reason_len).await
+        Cmd::History { changesets, changes, reason_len, keep } => {
+            history::history(&bin, changesets, changes, reason_len, keep.as_deref()).await
         }
         Cmd::Fanout { watchers, repeats, connections } => {
             for n in watchers {

@@ -338,18 +338,7 @@ impl Snapshot {
                 // path of the tree with the previous snapshot (and nothing
                 // is copied twice within one snapshot).
                 let timeline = l.entries.entry(*country).or_default();
-                // This revision is the highest so far, so it goes after every
-                // event with effective_at <= its own.
-                let at = timeline
-                    .binary_search_by(|e| {
-                        if e.effective_at <= event.effective_at {
-                            std::cmp::Ordering::Less
-                        } else {
-                            std::cmp::Ordering::Greater
-                        }
-                    })
-                    .unwrap_or_else(|i| i);
-                timeline.insert(at, event);
+                insert_event(timeline, event);
             }
         }
         Ok(())
@@ -383,6 +372,36 @@ impl Snapshot {
             .get_mut(id)
             .map(Arc::make_mut)
             .ok_or_else(|| Error::Corrupt(format!("revision {rev} changes unknown list {id}")))
+    }
+}
+
+/// Puts `event` into a timeline sorted by (effective_at, revision). Its
+/// revision is the highest so far, so it goes after every event with
+/// effective_at <= its own: almost always at the end (a change in effect
+/// when recorded), else a few places before it (a backdated correction).
+/// Both are done by popping and pushing at the end, which is cheap on the
+/// persistent vector; an insert in the middle splits and rebalances its
+/// tree, which made up most of the time of loading a history with
+/// corrections.
+fn insert_event(timeline: &mut Vector<Event>, event: Event) {
+    if timeline.last().is_none_or(|e| e.effective_at <= event.effective_at) {
+        timeline.push_back(event);
+        return;
+    }
+    let at = timeline
+        .binary_search_by(|e| {
+            if e.effective_at <= event.effective_at { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater }
+        })
+        .unwrap_or_else(|i| i);
+    let later = timeline.len() - at;
+    if later > 64 {
+        timeline.insert(at, event);
+        return;
+    }
+    let mut moved: Vec<Event> = (0..later).filter_map(|_| timeline.pop_back()).collect();
+    timeline.push_back(event);
+    while let Some(e) = moved.pop() {
+        timeline.push_back(e);
     }
 }
 

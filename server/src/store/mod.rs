@@ -122,8 +122,12 @@ pub(crate) fn encode_changes(changes: &[Change]) -> Result<String, StoreError> {
 
 /// Parses stored changes.
 pub(crate) fn decode_changes(revision: i64, json: &str) -> Result<Vec<Change>, StoreError> {
-    serde_json::from_str(json)
-        .map_err(|e| StoreError::Corrupt(format!("revision {revision}: cannot decode changes: {e}")))
+    let mut changes: Vec<Change> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("revision {revision}: cannot decode changes: {e}")))?;
+    // Kept in memory for the life of the process (a long history holds
+    // millions): no spare capacity from the decoder's growth.
+    changes.shrink_to_fit();
+    Ok(changes)
 }
 
 /// A changeset row as both stores keep it.
