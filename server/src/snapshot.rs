@@ -25,10 +25,21 @@ pub struct Event {
     pub revision: Revision,
     /// Add or remove.
     pub action: EntryAction,
-    /// Conditions of membership (add only).
-    pub conditions: Arc<str>,
+    /// Which of its changeset's changes it is (its conditions are there:
+    /// an event keeps no copy; a long history has millions).
+    pub change: u32,
     /// The changeset that holds it (reason, actor, reference, ...).
     pub changeset: Arc<Changeset>,
+}
+
+impl Event {
+    /// Conditions of membership (add only; empty for none).
+    pub fn conditions(&self) -> &str {
+        match self.changeset.changes.get(self.change as usize) {
+            Some(Change::Entry { conditions, .. }) => conditions,
+            _ => "",
+        }
+    }
 }
 
 /// The state of one list: metadata versions, per-country timelines, and the
@@ -156,7 +167,7 @@ impl Decision {
     /// Conditions attached to the membership ("" when none or not a member).
     pub fn conditions(&self) -> &str {
         match &self.deciding {
-            Some(e) if e.action == EntryAction::Add => &e.conditions,
+            Some(e) if e.action == EntryAction::Add => e.conditions(),
             _ => "",
         }
     }
@@ -177,7 +188,12 @@ pub struct Snapshot {
     /// Every changeset; index = revision - 1 (revisions are dense).
     log: Vector<Arc<Changeset>>,
     /// Idempotency keys seen: request id -> revision.
-    requests: HashMap<Arc<str>, Revision>,
+    /// By a 64-bit hash of the key (the key itself is in the changeset at
+    /// that revision, compared on lookup, so the map keeps no copy of
+    /// it: a long history has millions).
+    requests: HashMap<u64, Revision>,
+    /// The rare key whose hash an earlier key already has.
+    request_overflow: HashMap<Arc<str>, Revision>,
     /// Future-dated changesets (effective after they were recorded) whose
     /// activation entry is not recorded yet, by (effective_at, revision).
     pending: OrdSet<(Timestamp, Revision)>,
@@ -192,6 +208,7 @@ impl Snapshot {
             lists: OrdMap::new(),
             log: Vector::new(),
             requests: HashMap::new(),
+            request_overflow: HashMap::new(),
             pending: OrdSet::new(),
         }
     }
@@ -243,7 +260,17 @@ impl Snapshot {
 
     /// The revision recorded under an idempotency key.
     pub fn request(&self, id: &str) -> Option<Revision> {
-        self.requests.get(id).copied()
+        self.lookup_request(key_hash(id), id)
+    }
+
+    fn lookup_request(&self, h: u64, id: &str) -> Option<Revision> {
+        let recorded = |r: &Revision| {
+            self.changeset(*r).and_then(|cs| cs.request.as_ref()).is_some_and(|k| k.id == id)
+        };
+        match self.requests.get(&h) {
+            Some(r) if recorded(r) => Some(*r),
+            _ => self.request_overflow.get(id).copied(),
+        }
     }
 
     /// Changesets with revision in `(after, head]`, ascending.
@@ -291,16 +318,16 @@ impl Snapshot {
         }
         let cs = Arc::new(cs);
         let mut touched: Vec<ListId> = Vec::new();
-        for change in &cs.changes {
+        for (i, change) in cs.changes.iter().enumerate() {
             touch(&mut touched, change.list());
-            self.apply_change(change, &cs)?;
+            self.apply_change(i, change, &cs)?;
         }
         self.track_activation(&cs, &mut touched);
         for id in touched {
             self.list_mut(&id, rev)?.touching.push_back(rev);
         }
         if let Some(key) = &cs.request {
-            self.requests.insert(Arc::from(key.id.as_str()), rev);
+            self.record_request(key_hash(&key.id), &key.id, rev);
         }
         self.log.push_back(cs);
         self.revision = rev;
@@ -308,7 +335,7 @@ impl Snapshot {
     }
 
     /// One change of changeset `cs`, applied in place.
-    fn apply_change(&mut self, change: &Change, cs: &Arc<Changeset>) -> Result<(), Error> {
+    fn apply_change(&mut self, index: usize, change: &Change, cs: &Arc<Changeset>) -> Result<(), Error> {
         let rev = cs.revision;
         match change {
             Change::CreateList { list, meta } => {
@@ -325,14 +352,11 @@ impl Snapshot {
                 self.lists.insert(list.clone(), Arc::new(state));
             }
             Change::UpdateList { list, meta } => self.list_mut(list, rev)?.versions.push((rev, (**meta).clone())),
-            Change::Entry { list, country, action, conditions } => {
-                let event = Event {
-                    effective_at: cs.effective_at,
-                    revision: rev,
-                    action: *action,
-                    conditions: shared_conditions(conditions),
-                    changeset: cs.clone(),
-                };
+            Change::Entry { list, country, action, .. } => {
+                let change = u32::try_from(index)
+                    .map_err(|_| Error::Corrupt(format!("revision {rev} has more than 2^32 changes")))?;
+                let event =
+                    Event { effective_at: cs.effective_at, revision: rev, action: *action, change, changeset: cs.clone() };
                 let l = self.list_mut(list, rev)?;
                 // Persistent vector, changed in place: it shares all but a
                 // path of the tree with the previous snapshot (and nothing
@@ -364,6 +388,15 @@ impl Snapshot {
                     }
                 }
             }
+        }
+    }
+
+    /// Keeps `id` (hashed to `h`) as recorded at `rev`.
+    fn record_request(&mut self, h: u64, id: &str, rev: Revision) {
+        if self.requests.contains_key(&h) {
+            self.request_overflow.insert(Arc::from(id), rev);
+        } else {
+            self.requests.insert(h, rev);
         }
     }
 
@@ -405,16 +438,85 @@ fn insert_event(timeline: &mut Vector<Event>, event: Event) {
     }
 }
 
-/// Conditions as events keep them: the empty string (almost every entry)
-/// shared rather than allocated per event.
-fn shared_conditions(conditions: &str) -> Arc<str> {
-    static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
-    if conditions.is_empty() { EMPTY.clone() } else { Arc::from(conditions) }
+/// The hash an idempotency key is kept under (the standard library's
+/// keyed-with-zeros SipHash: stable within the process, which is all an
+/// in-memory map needs; a collision is handled, not assumed away).
+fn key_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
 }
 
 /// Adds `id` to the lists a changeset touched (once).
 fn touch(touched: &mut Vec<ListId>, id: &ListId) {
     if !touched.contains(id) {
         touched.push(id.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RequestKey;
+
+    fn keyed(rev: u64, key: &str) -> Changeset {
+        let t = Timestamp::parse("2021-11-01").unwrap();
+        Changeset {
+            revision: Revision(rev),
+            effective_at: t,
+            recorded_at: t,
+            actor: String::new(),
+            reason: "r".into(),
+            reference: String::new(),
+            request: Some(RequestKey { id: key.into(), fingerprint: "f".into() }),
+            changes: vec![],
+            activates: None,
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_are_found_even_when_their_hashes_collide() {
+        let mut snap = Snapshot::empty("s");
+        snap.apply_mut(keyed(1, "a")).unwrap();
+        snap.apply_mut(keyed(2, "b")).unwrap();
+        assert_eq!((snap.request("a"), snap.request("b"), snap.request("zz")), (Some(Revision(1)), Some(Revision(2)), None));
+        // Two keys under one hash, as if they collided.
+        for (rev, key) in [(3, "c"), (4, "d")] {
+            snap.log.push_back(Arc::new(keyed(rev, key)));
+            snap.revision = Revision(rev);
+            snap.record_request(7, key, Revision(rev));
+        }
+        assert_eq!(snap.lookup_request(7, "c"), Some(Revision(3)));
+        assert_eq!(snap.lookup_request(7, "d"), Some(Revision(4)));
+        assert_eq!(snap.lookup_request(7, "e"), None);
+    }
+
+    #[test]
+    fn a_backdated_event_goes_before_later_effective_ones_and_after_its_equals() {
+        let event = |t: &str, rev: u64| {
+            let cs = Arc::new(keyed(rev, "k"));
+            Event {
+                effective_at: Timestamp::parse(t).unwrap(),
+                revision: Revision(rev),
+                action: EntryAction::Add,
+                change: 0,
+                changeset: cs,
+            }
+        };
+        let mut timeline = Vector::new();
+        for (t, rev) in [("2021-01-01", 1), ("2021-03-01", 2), ("2021-02-01", 3), ("2021-03-01", 4), ("2020-01-01", 5)] {
+            insert_event(&mut timeline, event(t, rev));
+        }
+        // Long timelines take the middle insert instead: same order.
+        let mut long = Vector::new();
+        for i in 0..100 {
+            insert_event(&mut long, event("2022-01-01", 10 + i));
+        }
+        insert_event(&mut long, event("2021-06-01", 200));
+        let order: Vec<u64> = timeline.iter().map(|e| e.revision.0).collect();
+        assert_eq!(order, [5, 1, 3, 2, 4]);
+        assert_eq!(long[0].revision, Revision(200));
+        assert_eq!(long.len(), 101);
     }
 }

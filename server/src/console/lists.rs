@@ -153,7 +153,7 @@ fn member_table(rows: &[Member], since: &str, why: bool) -> Markup {
                                 td.reason { (m.event.changeset.reason) }
                                 td { (m.event.changeset.reference) }
                             } @else {
-                                td { (m.event.conditions) }
+                                td { (m.event.conditions()) }
                             }
                         }
                     }

@@ -233,14 +233,14 @@ impl View {
             Point { as_of: from.as_of.or(Some(self.as_of)), ..from },
             "from.at_revision",
         )?;
-        let before: BTreeMap<Country, Arc<str>> = match from.list(list) {
-            Ok(l) => l.members(from.as_of, from.at).map(|(c, e)| (c, e.conditions.clone())).collect(),
+        let before: BTreeMap<Country, &str> = match from.list(list) {
+            Ok(l) => l.members(from.as_of, from.at).map(|(c, e)| (c, e.conditions())).collect(),
             // The list may not have existed yet at `from`: everything is new.
             Err(Error::ListNotFound { .. }) => BTreeMap::new(),
             Err(e) => return Err(e),
         };
-        let after: BTreeMap<Country, Arc<str>> =
-            self.list(list)?.members(self.as_of, self.at).map(|(c, e)| (c, e.conditions.clone())).collect();
+        let after: BTreeMap<Country, &str> =
+            self.list(list)?.members(self.as_of, self.at).map(|(c, e)| (c, e.conditions())).collect();
         let mut out = DiffResult::default();
         for (c, cond) in &after {
             match before.get(c) {

@@ -197,7 +197,7 @@ mod tests {
             effective_at: cs.effective_at,
             revision: cs.revision,
             action,
-            conditions: Arc::from(""),
+            change: 0,
             changeset: Arc::new(cs),
         }
     }

@@ -187,7 +187,7 @@ fn membership_changes(
     let at = snap.revision();
     let l = snap.list_at(list, at)?;
     let when = effective_at.unwrap_or_else(Timestamp::now);
-    let current: BTreeMap<Country, Arc<str>> = l.members(when, at).map(|(c, e)| (c, e.conditions.clone())).collect();
+    let current: BTreeMap<Country, &str> = l.members(when, at).map(|(c, e)| (c, e.conditions())).collect();
     let mut changes = Vec::new();
     for (c, cond) in wanted {
         if current.get(c).is_none_or(|old| **old != **cond) {
