@@ -83,9 +83,9 @@ impl Change {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct RequestKey {
     /// The client's key.
-    pub id: String,
+    pub id: Box<str>,
     /// Hex digest of the request content.
-    pub fingerprint: String,
+    pub fingerprint: Box<str>,
 }
 
 /// A changeset before commit: the store assigns revision and recorded_at.
@@ -107,7 +107,8 @@ pub struct ChangesetDraft {
     pub activates: Option<Revision>,
 }
 
-/// A committed changeset.
+/// A committed changeset. Its text fields are boxed strings (exactly their
+/// length, 16 bytes each in the struct): a long history keeps millions.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Changeset {
     /// Store-wide revision.
@@ -117,11 +118,11 @@ pub struct Changeset {
     /// When it was committed.
     pub recorded_at: Timestamp,
     /// Who recorded it.
-    pub actor: String,
+    pub actor: Box<str>,
     /// Why.
-    pub reason: String,
+    pub reason: Box<str>,
     /// Legal basis (may be empty).
-    pub reference: String,
+    pub reference: Box<str>,
     /// Idempotency key it was recorded with.
     pub request: Option<RequestKey>,
     /// The changes.

@@ -265,7 +265,7 @@ impl Snapshot {
 
     fn lookup_request(&self, h: u64, id: &str) -> Option<Revision> {
         let recorded = |r: &Revision| {
-            self.changeset(*r).and_then(|cs| cs.request.as_ref()).is_some_and(|k| k.id == id)
+            self.changeset(*r).and_then(|cs| cs.request.as_ref()).is_some_and(|k| *k.id == *id)
         };
         match self.requests.get(&h) {
             Some(r) if recorded(r) => Some(*r),
@@ -466,9 +466,9 @@ mod tests {
             revision: Revision(rev),
             effective_at: t,
             recorded_at: t,
-            actor: String::new(),
+            actor: "".into(),
             reason: "r".into(),
-            reference: String::new(),
+            reference: "".into(),
             request: Some(RequestKey { id: key.into(), fingerprint: "f".into() }),
             changes: vec![],
             activates: None,

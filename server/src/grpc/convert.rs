@@ -152,9 +152,9 @@ pub fn deciding(e: &EntryEvent) -> pb::DecidingChange {
         revision: e.revision.0,
         effective_at: Some(e.effective_at.into()),
         recorded_at: Some(cs.recorded_at.into()),
-        actor: cs.actor.clone(),
-        reason: cs.reason.clone(),
-        reference: cs.reference.clone(),
+        actor: cs.actor.to_string(),
+        reason: cs.reason.to_string(),
+        reference: cs.reference.to_string(),
         action: e.action.to_proto(),
     }
 }
@@ -197,10 +197,10 @@ pub fn changeset(cs: &Changeset) -> pb::Changeset {
         revision: cs.revision.0,
         effective_at: Some(cs.effective_at.into()),
         recorded_at: Some(cs.recorded_at.into()),
-        actor: cs.actor.clone(),
-        reason: cs.reason.clone(),
-        reference: cs.reference.clone(),
-        request_id: cs.request.as_ref().map(|k| k.id.clone()).unwrap_or_default(),
+        actor: cs.actor.to_string(),
+        reason: cs.reason.to_string(),
+        reference: cs.reference.to_string(),
+        request_id: cs.request.as_ref().map(|k| k.id.to_string()).unwrap_or_default(),
         changes,
         activates_revision: cs.activates.map(|r| r.0).unwrap_or(0),
     }

@@ -64,7 +64,7 @@ impl Writer {
                 effective_at: Some(orig.effective_at),
                 actor: "system".to_owned(),
                 reason: format!("activation: changeset {rev} takes effect at {}", orig.effective_at),
-                reference: orig.reference.clone(),
+                reference: orig.reference.to_string(),
                 request: None,
                 changes: Vec::new(),
                 activates: Some(rev),

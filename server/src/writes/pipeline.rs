@@ -87,9 +87,9 @@ where
         revision,
         effective_at: draft.effective_at.unwrap_or(now),
         recorded_at: now,
-        actor: draft.actor,
-        reason: draft.reason,
-        reference: draft.reference,
+        actor: draft.actor.into(),
+        reason: draft.reason.into(),
+        reference: draft.reference.into(),
         request: draft.request,
         changes: draft.changes,
         activates: None,
@@ -112,7 +112,10 @@ fn draft<F>(plan: &Plan<F>, changes: Vec<Change>) -> ChangesetDraft {
         actor: opts.actor.clone(),
         reason: opts.reason.clone(),
         reference: opts.reference.clone(),
-        request: opts.request_id.clone().map(|id| RequestKey { id, fingerprint: plan.fingerprint.clone() }),
+        request: opts
+            .request_id
+            .as_deref()
+            .map(|id| RequestKey { id: id.into(), fingerprint: plan.fingerprint.as_str().into() }),
         changes,
         activates: None,
     }
@@ -160,7 +163,7 @@ fn replay_check(snap: &Snapshot, opts: &WriteOptions, fingerprint: &str) -> Resu
 }
 
 fn replay(snap: &Snapshot, cs: Arc<Changeset>, fingerprint: &str, id: &str) -> Result<WriteResult> {
-    if cs.request.as_ref().is_some_and(|k| k.fingerprint == fingerprint) {
+    if cs.request.as_ref().is_some_and(|k| *k.fingerprint == *fingerprint) {
         Ok(WriteResult {
             revision: cs.revision,
             store_id: snap.store_id_shared(),
