@@ -179,7 +179,10 @@ async fn build(dir: &Path, n: u64, changes: usize, reason_len: usize, write: boo
             actor: format!("writer-{}", i % 17),
             reason,
             reference: format!("notice {}/{}", 2016 + i * 10 / n.max(1), i % 1000),
-            request: Some(RequestKey { id: format!("bench-{i}").into(), fingerprint: format!("{:016x}", i * 2_654_435_761).into() }),
+            request: Some(RequestKey {
+                id: format!("bench-{i}").into(),
+                fingerprint: format!("{:016x}", i * 2_654_435_761).into(),
+            }),
             changes: entry_changes,
             activates: None,
         });

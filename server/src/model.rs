@@ -126,7 +126,7 @@ pub struct Changeset {
     /// Idempotency key it was recorded with.
     pub request: Option<RequestKey>,
     /// The changes.
-    pub changes: Vec<Change>,
+    pub changes: Box<[Change]>,
     /// For an activation entry: the changeset it activates.
     pub activates: Option<Revision>,
 }

@@ -264,9 +264,8 @@ impl Snapshot {
     }
 
     fn lookup_request(&self, h: u64, id: &str) -> Option<Revision> {
-        let recorded = |r: &Revision| {
-            self.changeset(*r).and_then(|cs| cs.request.as_ref()).is_some_and(|k| *k.id == *id)
-        };
+        let recorded =
+            |r: &Revision| self.changeset(*r).and_then(|cs| cs.request.as_ref()).is_some_and(|k| *k.id == *id);
         match self.requests.get(&h) {
             Some(r) if recorded(r) => Some(*r),
             _ => self.request_overflow.get(id).copied(),
@@ -355,8 +354,13 @@ impl Snapshot {
             Change::Entry { list, country, action, .. } => {
                 let change = u32::try_from(index)
                     .map_err(|_| Error::Corrupt(format!("revision {rev} has more than 2^32 changes")))?;
-                let event =
-                    Event { effective_at: cs.effective_at, revision: rev, action: *action, change, changeset: cs.clone() };
+                let event = Event {
+                    effective_at: cs.effective_at,
+                    revision: rev,
+                    action: *action,
+                    change,
+                    changeset: cs.clone(),
+                };
                 let l = self.list_mut(list, rev)?;
                 // Persistent vector, changed in place: it shares all but a
                 // path of the tree with the previous snapshot (and nothing
@@ -470,7 +474,7 @@ mod tests {
             reason: "r".into(),
             reference: "".into(),
             request: Some(RequestKey { id: key.into(), fingerprint: "f".into() }),
-            changes: vec![],
+            changes: Box::new([]),
             activates: None,
         }
     }
@@ -480,7 +484,10 @@ mod tests {
         let mut snap = Snapshot::empty("s");
         snap.apply_mut(keyed(1, "a")).unwrap();
         snap.apply_mut(keyed(2, "b")).unwrap();
-        assert_eq!((snap.request("a"), snap.request("b"), snap.request("zz")), (Some(Revision(1)), Some(Revision(2)), None));
+        assert_eq!(
+            (snap.request("a"), snap.request("b"), snap.request("zz")),
+            (Some(Revision(1)), Some(Revision(2)), None)
+        );
         // Two keys under one hash, as if they collided.
         for (rev, key) in [(3, "c"), (4, "d")] {
             snap.log.push_back(Arc::new(keyed(rev, key)));
@@ -505,7 +512,8 @@ mod tests {
             }
         };
         let mut timeline = Vector::new();
-        for (t, rev) in [("2021-01-01", 1), ("2021-03-01", 2), ("2021-02-01", 3), ("2021-03-01", 4), ("2020-01-01", 5)] {
+        for (t, rev) in [("2021-01-01", 1), ("2021-03-01", 2), ("2021-02-01", 3), ("2021-03-01", 4), ("2020-01-01", 5)]
+        {
             insert_event(&mut timeline, event(t, rev));
         }
         // Long timelines take the middle insert instead: same order.

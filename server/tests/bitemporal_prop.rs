@@ -64,7 +64,7 @@ fn changeset(revision: u64, effective_at: Timestamp, changes: Vec<Change>) -> Ch
         reason: format!("cs {revision}").into(),
         reference: "".into(),
         request: None,
-        changes,
+        changes: changes.into(),
         activates: None,
     }
 }

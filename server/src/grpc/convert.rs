@@ -253,7 +253,11 @@ pub fn watch_event(e: &Event, store_id: &str) -> pb::WatchEvent {
 
 /// A list member to wire.
 pub fn entry(country: eligibility::Country, e: &EntryEvent) -> pb::Entry {
-    pb::Entry { country: country.to_string(), conditions: e.conditions().to_owned(), deciding_change: Some(deciding(e)) }
+    pb::Entry {
+        country: country.to_string(),
+        conditions: e.conditions().to_owned(),
+        deciding_change: Some(deciding(e)),
+    }
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub fn present(snap: &Snapshot, cs: &Arc<Changeset>, filter: &Filter) -> Option<
         return Some(cs.clone());
     }
     let mut out = (**cs).clone();
-    out.changes = changes;
+    out.changes = changes.into();
     if cs.activates.is_some() {
         out.effective_at = source.effective_at;
     }

@@ -190,16 +190,10 @@ mod tests {
             reason: "".into(),
             reference: "".into(),
             request: None,
-            changes: vec![],
+            changes: Box::new([]),
             activates: None,
         };
-        Event {
-            effective_at: cs.effective_at,
-            revision: cs.revision,
-            action,
-            change: 0,
-            changeset: Arc::new(cs),
-        }
+        Event { effective_at: cs.effective_at, revision: cs.revision, action, change: 0, changeset: Arc::new(cs) }
     }
 
     #[test]

@@ -186,11 +186,12 @@ impl Row {
             actor: self.actor.into(),
             reason: self.reason.into(),
             reference: self.reference.into(),
-            request: self
-                .request_id
-                .map(|id| RequestKey { id: id.into(), fingerprint: self.request_fingerprint.unwrap_or_default().into() }),
+            request: self.request_id.map(|id| RequestKey {
+                id: id.into(),
+                fingerprint: self.request_fingerprint.unwrap_or_default().into(),
+            }),
             activates: self.activates.map(|r| Revision(r as u64)),
-            changes: decode_changes(revision, &self.changes)?,
+            changes: decode_changes(revision, &self.changes)?.into(),
         })
     }
 }
@@ -241,7 +242,7 @@ pub(crate) fn plan(draft: &ChangesetDraft, expected_head: Option<Revision>, foun
         reason: draft.reason.as_str().into(),
         reference: draft.reference.as_str().into(),
         request: draft.request.clone(),
-        changes: draft.changes.clone(),
+        changes: draft.changes.as_slice().into(),
         activates: draft.activates,
     })
 }

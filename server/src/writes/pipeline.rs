@@ -91,7 +91,7 @@ where
         reason: draft.reason.into(),
         reference: draft.reference.into(),
         request: draft.request,
-        changes: draft.changes,
+        changes: draft.changes.into(),
         activates: None,
     };
     Ok(WriteResult {
