@@ -19,6 +19,8 @@ use eligibility_server::{
     store::{SqliteStore, Store},
 };
 
+use tokio_stream::StreamExt;
+
 use crate::{ServerProcess, free_port};
 
 /// The lists the history is spread over.
@@ -110,6 +112,26 @@ pub async fn history(bin: &PathBuf, n: u64, changes: usize, reason_len: usize, k
     let head = client.lists(Point::default()).await.expect("lists").0.revision;
     println!("  answers: head revision {} (expected {}); {asked} checks, {wrong} wrong", head.0, expected.head.0);
     assert_eq!(head, expected.head, "the restarted server's head differs");
+    // The change stream from the log: the last 10 000 revisions, each once,
+    // in order, with its changes.
+    let from = Revision(head.0.saturating_sub(10_000));
+    let mut stream = client
+        .watch(eligibility_client::WatchOptions::from(eligibility_client::WatchStart::After(from)))
+        .await
+        .expect("watch");
+    let mut next = from.0 + 1;
+    while next <= head.0 {
+        match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+            Ok(Some(Ok(eligibility_client::WatchEvent::Changeset(cs)))) => {
+                assert_eq!(cs.revision.0, next, "the stream skipped or repeated a revision");
+                assert_eq!(cs.changes.len(), changes, "revision {next} lost changes");
+                next += 1;
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the change stream ended at revision {next}: {other:?}"),
+        }
+    }
+    println!("  change stream: revisions {}..={} each once, in order, whole", from.0 + 1, head.0);
     assert_eq!(wrong, 0, "answers after the restart differ from the history");
 }
 
