@@ -23,14 +23,18 @@ async fn answer(resp: http::Response<Body>) -> (String, String, Bytes) {
 }
 
 fn request(body: Vec<u8>) -> http::Request<Body> {
-    http::Request::post("http://x/eligibility.v1.EligibilityService/Check")
+    request_to("Check", body)
+}
+
+fn request_to(method: &str, body: Vec<u8>) -> http::Request<Body> {
+    http::Request::post(format!("http://x/eligibility.v1.EligibilityService/{method}"))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(Body::new(http_body_util::Full::new(Bytes::from(body))))
         .unwrap()
 }
 
-fn framed(m: &pb::CheckRequest) -> Vec<u8> {
+fn framed(m: &impl Message) -> Vec<u8> {
     let mut v = vec![0u8];
     v.extend_from_slice(&(m.encoded_len() as u32).to_be_bytes());
     v.extend_from_slice(&m.encode_to_vec());
@@ -80,6 +84,82 @@ async fn the_check_path_answers_what_the_generated_service_answers() {
         assert_eq!(code, "3", "{body:?}: {message}");
         assert!(message.contains(says), "{body:?}: {message}");
     }
+    server.stop().await;
+}
+
+/// BatchCheck's hand-encoded answer is byte for byte the generated
+/// server's: batches over every country, on the demo list and others, at
+/// several points (members with their deciding changes, removed countries,
+/// never-listed ones, a backdated correction's two views), and errors.
+#[tokio::test]
+async fn the_batch_path_answers_what_the_generated_service_answers() {
+    use eligibility_client::{EntryChange, WriteOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), true).await;
+    // Conditions and a backdated correction, so answers carry both.
+    let c = server.client().await;
+    let cyber = eligibility_e2e::list("cyber");
+    c.apply(
+        &[EntryChange { conditions: "licence required".into(), ..EntryChange::add(&cyber, eligibility_e2e::cc("BR")) }],
+        Some(eligibility_e2e::at("2021-03-01")),
+        &WriteOptions::reason("conditional"),
+    )
+    .await
+    .unwrap();
+    c.apply(
+        &[EntryChange::remove(&cyber, eligibility_e2e::cc("JP"))],
+        Some(eligibility_e2e::at("2021-06-01")),
+        &WriteOptions::reason("correction"),
+    )
+    .await
+    .unwrap();
+    let mut fast = EligibilityRoute::new(EligibilityService::new(server.app.clone()), 1 << 20);
+    let mut generated = EligibilityServiceServer::new(EligibilityService::new(server.app.clone()));
+    let at = |t: &str| Some(eligibility::Timestamp::parse(t).unwrap().into());
+    let points = [
+        pb::ReadPoint { as_of: at("2030-01-01T00:00:00Z"), consistency: None },
+        pb::ReadPoint { as_of: at("2021-10-15T00:00:00Z"), consistency: None },
+        pb::ReadPoint {
+            as_of: at("2021-10-15T00:00:00Z"),
+            consistency: Some(pb::read_point::Consistency::AtRevision(3)),
+        },
+        pb::ReadPoint {
+            as_of: at("2021-10-15T00:00:00Z"),
+            consistency: Some(pb::read_point::Consistency::AtRevision(99)),
+        },
+    ];
+    let countries: Vec<String> = eligibility::Country::all().iter().map(|c| c.to_string()).collect();
+    let mut compared = 0;
+    for chunk in countries.chunks(100) {
+        for lists in [&["cyber"][..], &["cyber", "nosuch"][..], &["BAD ID"][..]] {
+            for point in &points {
+                let items = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| pb::CheckItem { list_id: lists[i % lists.len()].into(), country: c.clone() })
+                    .collect();
+                let m = pb::BatchCheckRequest { items, point: Some(*point) };
+                let a =
+                    answer(tower::Service::call(&mut fast, request_to("BatchCheck", framed(&m))).await.unwrap()).await;
+                let b =
+                    answer(tower::Service::call(&mut generated, request_to("BatchCheck", framed(&m))).await.unwrap())
+                        .await;
+                assert!(a == b, "{} items at {point:?}: {:?} / {:?}", m.items.len(), (&a.0, &a.1), (&b.0, &b.1));
+                compared += 1;
+            }
+        }
+    }
+    // No items, and more than the limit.
+    for n in [0, eligibility_server::limits::Limits::default().max_batch + 1] {
+        let m = pb::BatchCheckRequest {
+            items: (0..n).map(|_| pb::CheckItem { list_id: "cyber".into(), country: "FR".into() }).collect(),
+            point: None,
+        };
+        let a = answer(tower::Service::call(&mut fast, request_to("BatchCheck", framed(&m))).await.unwrap()).await;
+        let b = answer(tower::Service::call(&mut generated, request_to("BatchCheck", framed(&m))).await.unwrap()).await;
+        assert!(a.0 == "3" && a == b, "{n} items: {:?} / {:?}", (&a.0, &a.1), (&b.0, &b.1));
+    }
+    assert!(compared >= 24);
     server.stop().await;
 }
 

@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod convert;
+mod encode;
 mod query;
 pub mod reflection;
 mod watch_route;

@@ -36,6 +36,27 @@ impl EligibilityService {
     async fn resolve<T>(&self, req: &Request<T>, point: Point, at_field: &'static str) -> Result<View, Status> {
         self.app.view(point, cv::deadline(req.metadata()), at_field).await.map_err(to_status)
     }
+
+    /// BatchCheck's decisions, all at one view, with that view's header.
+    async fn batch_decisions(
+        &self,
+        req: &Request<pb::BatchCheckRequest>,
+    ) -> Result<(pb::ResponseHeader, Vec<Decision>), Status> {
+        let r = req.get_ref();
+        let items = r.items.iter().map(|it| (it.list_id.as_str(), it.country.as_str()));
+        let items = request::batch(items, self.app.limits()).map_err(to_status)?;
+        let view = self.view(req, r.point.as_ref()).await?;
+        let decisions = view.check_all(&items).map_err(to_status)?;
+        decisions.iter().for_each(count_decision);
+        Ok((cv::header(&view.header()), decisions))
+    }
+
+    /// BatchCheck answered as a ready gRPC frame (see `grpc::encode`):
+    /// the same bytes the generated server would send.
+    pub(crate) async fn batch_check_frame(&self, req: &Request<pb::BatchCheckRequest>) -> Result<bytes::Bytes, Status> {
+        let (header, decisions) = self.batch_decisions(req).await?;
+        Ok(super::encode::batch_check_frame(&header, &decisions))
+    }
 }
 
 /// A Watch stream of `WatchEvent`s, each already a gRPC message frame.
@@ -139,14 +160,9 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         &self,
         req: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
-        let r = req.get_ref();
-        let items = r.items.iter().map(|it| (it.list_id.as_str(), it.country.as_str()));
-        let items = request::batch(items, self.app.limits()).map_err(to_status)?;
-        let view = self.view(&req, r.point.as_ref()).await?;
-        let decisions = view.check_all(&items).map_err(to_status)?;
-        decisions.iter().for_each(count_decision);
+        let (header, decisions) = self.batch_decisions(&req).await?;
         Ok(Response::new(pb::BatchCheckResponse {
-            header: Some(cv::header(&view.header())),
+            header: Some(header),
             decisions: decisions.iter().map(cv::decision).collect(),
         }))
     }

@@ -182,6 +182,7 @@ async fn watch(service: Arc<EligibilityService>, req: http::Request<Body>, max: 
 }
 
 const CHECK_PATH: &str = "/eligibility.v1.EligibilityService/Check";
+const BATCH_PATH: &str = "/eligibility.v1.EligibilityService/BatchCheck";
 
 /// A unary answer: its one message, then `grpc-status: 0`.
 struct UnaryBody {
@@ -210,30 +211,59 @@ impl http_body::Body for UnaryBody {
     }
 }
 
+/// Reads a unary call's request message whole, and its body to the end
+/// (over HTTP/2 its end came with the message; over HTTP/1.1, gRPC-Web, a
+/// body left unread would keep the connection from serving the client's
+/// next call); the request as the service takes it, or the refusal.
+async fn unary_request<M: Message + Default>(
+    req: http::Request<Body>,
+    max: usize,
+    name: &str,
+) -> Result<Request<M>, http::Response<Body>> {
+    let (parts, mut body) = req.into_parts();
+    let message: M = read_request(&mut body, max, name).await.map_err(|s| s.into_http())?;
+    while let Some(Ok(_)) = body.frame().await {}
+    Ok(Request::from_http(http::Request::from_parts(parts, message)))
+}
+
+/// A unary answer: one ready gRPC frame, then an OK status.
+fn framed_answer(frame: bytes::Bytes, headers: http::HeaderMap) -> http::Response<Body> {
+    let body = UnaryBody { message: Some(frame), done: false }.boxed_unsync();
+    let mut resp = http::Response::new(Body::new(body));
+    *resp.headers_mut() = headers;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
+    resp
+}
+
 /// Answers one Check call: the same handler as the generated server's,
 /// without its per-call codec machinery (a streaming decoder for one
 /// message, an 8 KiB encode buffer per answer): the request read whole,
 /// the answer framed in one exact-size buffer.
 async fn check(service: Arc<EligibilityService>, req: http::Request<Body>, max: usize) -> http::Response<Body> {
     use pb::eligibility_service_server::EligibilityService as _;
-    let (parts, mut body) = req.into_parts();
-    let message: pb::CheckRequest = match read_request(&mut body, max, "CheckRequest").await {
-        Ok(m) => m,
-        Err(status) => return status.into_http(),
+    let request: Request<pb::CheckRequest> = match unary_request(req, max, "CheckRequest").await {
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
-    // The body is read to its end (over HTTP/2 its end came with the
-    // message; over HTTP/1.1, gRPC-Web, a body left unread would keep the
-    // connection from serving the client's next call).
-    while let Some(Ok(_)) = body.frame().await {}
-    match service.check(Request::from_http(http::Request::from_parts(parts, message))).await {
+    match service.check(request).await {
         Ok(answer) => {
             let (metadata, message, _) = answer.into_parts();
-            let body = UnaryBody { message: Some(super::convert::grpc_frame(&message)), done: false }.boxed_unsync();
-            let mut resp = http::Response::new(Body::new(body));
-            *resp.headers_mut() = metadata.into_headers();
-            resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
-            resp
+            framed_answer(super::convert::grpc_frame(&message), metadata.into_headers())
         }
+        Err(status) => status.into_http(),
+    }
+}
+
+/// Answers one BatchCheck call likewise, its answer encoded by hand from
+/// the decisions (`grpc::encode`): the same bytes as the generated
+/// server's, without an owned wire message per item.
+async fn batch_check(service: Arc<EligibilityService>, req: http::Request<Body>, max: usize) -> http::Response<Body> {
+    let request: Request<pb::BatchCheckRequest> = match unary_request(req, max, "BatchCheckRequest").await {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
+    match service.batch_check_frame(&request).await {
+        Ok(frame) => framed_answer(frame, http::HeaderMap::new()),
         Err(status) => status.into_http(),
     }
 }
@@ -278,6 +308,10 @@ impl tower::Service<http::Request<Body>> for EligibilityRoute {
             let service = self.service.clone();
             let max = self.max_decoding;
             Box::pin(async move { Ok(check(service, req, max).await) })
+        } else if req.uri().path() == BATCH_PATH {
+            let service = self.service.clone();
+            let max = self.max_decoding;
+            Box::pin(async move { Ok(batch_check(service, req, max).await) })
         } else {
             let mut generated = self.generated.clone();
             Box::pin(async move { tower::Service::call(&mut generated, req).await })

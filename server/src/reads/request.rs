@@ -39,14 +39,22 @@ pub fn batch<'a>(
         }
         _ => {}
     }
-    // Field names are only built for an error.
+    // Field names are only built for an error. Items mostly name the same
+    // list: it is parsed (and its id allocated) once per run of equal ids.
+    let mut last: Option<(&str, ListId)> = None;
     items
         .enumerate()
         .map(|(i, (l, c))| {
-            Ok((
-                ListId::parse(l).map_err(|e| Error::invalid(format!("items[{i}].list_id"), e.to_string()))?,
-                Country::parse(c).map_err(|e| Error::invalid(format!("items[{i}].country"), e.to_string()))?,
-            ))
+            let list = match &last {
+                Some((s, id)) if *s == l => id.clone(),
+                _ => {
+                    let id =
+                        ListId::parse(l).map_err(|e| Error::invalid(format!("items[{i}].list_id"), e.to_string()))?;
+                    last = Some((l, id.clone()));
+                    id
+                }
+            };
+            Ok((list, Country::parse(c).map_err(|e| Error::invalid(format!("items[{i}].country"), e.to_string()))?))
         })
         .collect()
 }
