@@ -160,6 +160,46 @@ async fn the_batch_path_answers_what_the_generated_service_answers() {
         assert!(a.0 == "3" && a == b, "{n} items: {:?} / {:?}", (&a.0, &a.1), (&b.0, &b.1));
     }
     assert!(compared >= 24);
+    // Read in place: an unknown field (in the request and in an item) is
+    // skipped, as prost skips it; a string that is not UTF-8 is
+    // INVALID_ARGUMENT naming the item.
+    let item = |country: &[u8], unknown: bool| {
+        let mut v = vec![0x0a, 5];
+        v.extend_from_slice(b"cyber");
+        v.extend_from_slice(&[0x12, country.len() as u8]);
+        v.extend_from_slice(country);
+        if unknown {
+            v.extend_from_slice(&[0x78, 1]); // field 15, varint 1
+        }
+        let mut f = vec![0x0a, v.len() as u8];
+        f.extend_from_slice(&v);
+        f
+    };
+    let frame = |message: Vec<u8>| {
+        let mut v = vec![0u8];
+        v.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        v.extend_from_slice(&message);
+        v
+    };
+    let mut with_unknown = item(b"MX", true);
+    with_unknown.extend_from_slice(&[0x78, 7]);
+    let point = pb::ReadPoint { as_of: at("2030-01-01T00:00:00Z"), consistency: None };
+    let mut point_field = vec![0x12, point.encoded_len() as u8];
+    point_field.extend_from_slice(&point.encode_to_vec());
+    with_unknown.extend_from_slice(&point_field);
+    let plain = pb::BatchCheckRequest {
+        items: vec![pb::CheckItem { list_id: "cyber".into(), country: "MX".into() }],
+        point: Some(point),
+    };
+    let a = answer(tower::Service::call(&mut fast, request_to("BatchCheck", frame(with_unknown))).await.unwrap()).await;
+    let b = answer(tower::Service::call(&mut generated, request_to("BatchCheck", framed(&plain))).await.unwrap()).await;
+    assert!(a == b && a.0 == "0", "{:?} / {:?}", (&a.0, &a.1), (&b.0, &b.1));
+    let (code, message, _) = answer(
+        tower::Service::call(&mut fast, request_to("BatchCheck", frame(item(&[0xff, 0xfe], false)))).await.unwrap(),
+    )
+    .await;
+    assert_eq!(code, "3", "{message}");
+    assert!(message.contains("items%5B0%5D.country") || message.contains("items[0].country"), "{message}");
     server.stop().await;
 }
 

@@ -104,3 +104,82 @@ pub fn batch_check_frame(header: &pb::ResponseHeader, decisions: &[Decision]) ->
     }
     Bytes::from(buf)
 }
+
+/// A `BatchCheckRequest` read without copying its strings: each item's
+/// list id and country are slices of the request's own bytes (prost's
+/// generated message allocates two strings per item; a batch has up to
+/// `max_batch` items). Unknown fields are skipped, as prost does; the
+/// strings' UTF-8 is checked where they are used.
+#[derive(Debug, Default)]
+pub(crate) struct BatchItems {
+    /// (list_id, country) of each item, in order.
+    pub items: Vec<(Bytes, Bytes)>,
+    /// The read point.
+    pub point: Option<pb::ReadPoint>,
+}
+
+impl BatchItems {
+    fn item_len(list: &[u8], country: &[u8]) -> usize {
+        let field = |tag: u32, b: &[u8]| if b.is_empty() { 0 } else { delimited_len(tag, b.len()) };
+        field(1, list) + field(2, country)
+    }
+}
+
+impl Message for BatchItems {
+    fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
+        for (list, country) in &self.items {
+            encode_key(1, WireType::LengthDelimited, buf);
+            encode_varint(Self::item_len(list, country) as u64, buf);
+            for (tag, b) in [(1, list), (2, country)] {
+                if !b.is_empty() {
+                    encode_key(tag, WireType::LengthDelimited, buf);
+                    encode_varint(b.len() as u64, buf);
+                    buf.put_slice(b);
+                }
+            }
+        }
+        if let Some(p) = &self.point {
+            prost::encoding::message::encode(2, p, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        use prost::encoding::{bytes as pbytes, decode_key, skip_field};
+        match tag {
+            1 => {
+                // The item's bytes, sliced (not copied) from the request.
+                let mut item = Bytes::new();
+                pbytes::merge(wire_type, &mut item, buf, ctx.clone())?;
+                let (mut list, mut country) = (Bytes::new(), Bytes::new());
+                while bytes::Buf::has_remaining(&item) {
+                    let (tag, wire_type) = decode_key(&mut item)?;
+                    match tag {
+                        1 => pbytes::merge(wire_type, &mut list, &mut item, ctx.clone())?,
+                        2 => pbytes::merge(wire_type, &mut country, &mut item, ctx.clone())?,
+                        _ => skip_field(wire_type, tag, &mut item, ctx.clone())?,
+                    }
+                }
+                self.items.push((list, country));
+                Ok(())
+            }
+            2 => prost::encoding::message::merge(wire_type, self.point.get_or_insert_with(Default::default), buf, ctx),
+            _ => skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        let items: usize = self.items.iter().map(|(l, c)| delimited_len(1, Self::item_len(l, c))).sum();
+        items + self.point.as_ref().map_or(0, |p| prost::encoding::message::encoded_len(2, p))
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+        self.point = None;
+    }
+}

@@ -38,14 +38,14 @@ impl EligibilityService {
     }
 
     /// BatchCheck's decisions, all at one view, with that view's header.
-    async fn batch_decisions(
+    async fn batch_decisions<'a, T>(
         &self,
-        req: &Request<pb::BatchCheckRequest>,
+        req: &Request<T>,
+        items: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+        point: Option<&pb::ReadPoint>,
     ) -> Result<(pb::ResponseHeader, Vec<Decision>), Status> {
-        let r = req.get_ref();
-        let items = r.items.iter().map(|it| (it.list_id.as_str(), it.country.as_str()));
         let items = request::batch(items, self.app.limits()).map_err(to_status)?;
-        let view = self.view(req, r.point.as_ref()).await?;
+        let view = self.view(req, point).await?;
         let decisions = view.check_all(&items).map_err(to_status)?;
         decisions.iter().for_each(count_decision);
         Ok((cv::header(&view.header()), decisions))
@@ -53,8 +53,19 @@ impl EligibilityService {
 
     /// BatchCheck answered as a ready gRPC frame (see `grpc::encode`):
     /// the same bytes the generated server would send.
-    pub(crate) async fn batch_check_frame(&self, req: &Request<pb::BatchCheckRequest>) -> Result<bytes::Bytes, Status> {
-        let (header, decisions) = self.batch_decisions(req).await?;
+    pub(crate) async fn batch_check_frame<'a>(
+        &self,
+        req: &'a Request<super::encode::BatchItems>,
+    ) -> Result<bytes::Bytes, Status> {
+        let r = req.get_ref();
+        let utf8 = |i: usize, field: &str, b: &'a bytes::Bytes| {
+            std::str::from_utf8(b).map_err(|_| cv::invalid(&format!("items[{i}].{field}"), "not UTF-8"))
+        };
+        let mut items = Vec::with_capacity(r.items.len());
+        for (i, (l, c)) in r.items.iter().enumerate() {
+            items.push((utf8(i, "list_id", l)?, utf8(i, "country", c)?));
+        }
+        let (header, decisions) = self.batch_decisions(req, items.into_iter(), r.point.as_ref()).await?;
         Ok(super::encode::batch_check_frame(&header, &decisions))
     }
 }
@@ -160,7 +171,9 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         &self,
         req: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
-        let (header, decisions) = self.batch_decisions(&req).await?;
+        let r = req.get_ref();
+        let items = r.items.iter().map(|it| (it.list_id.as_str(), it.country.as_str()));
+        let (header, decisions) = self.batch_decisions(&req, items, r.point.as_ref()).await?;
         Ok(Response::new(pb::BatchCheckResponse {
             header: Some(header),
             decisions: decisions.iter().map(cv::decision).collect(),

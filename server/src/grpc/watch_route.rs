@@ -258,7 +258,7 @@ async fn check(service: Arc<EligibilityService>, req: http::Request<Body>, max: 
 /// the decisions (`grpc::encode`): the same bytes as the generated
 /// server's, without an owned wire message per item.
 async fn batch_check(service: Arc<EligibilityService>, req: http::Request<Body>, max: usize) -> http::Response<Body> {
-    let request: Request<pb::BatchCheckRequest> = match unary_request(req, max, "BatchCheckRequest").await {
+    let request: Request<super::encode::BatchItems> = match unary_request(req, max, "BatchCheckRequest").await {
         Ok(r) => r,
         Err(refused) => return refused,
     };
