@@ -13,7 +13,7 @@ use prost::{
     encoding::{WireType, encode_key, encode_varint, encoded_len_varint},
 };
 
-use crate::snapshot::Decision;
+use crate::reads::DecisionRef;
 
 /// Length of a length-delimited field `tag` carrying `len` bytes.
 fn delimited_len(tag: u32, len: usize) -> usize {
@@ -48,7 +48,7 @@ fn put_varint(tag: u32, v: u64, buf: &mut Vec<u8>) {
 }
 
 /// One decision's fields (without its own tag and length).
-fn decision_len(d: &Decision, deciding: Option<&[u8]>) -> usize {
+fn decision_len(d: &DecisionRef<'_>, deciding: Option<&[u8]>) -> usize {
     str_len(1, d.list.as_str())
         + str_len(2, d.country.alpha2())
         + varint_len(3, u64::from(d.eligible))
@@ -57,7 +57,7 @@ fn decision_len(d: &Decision, deciding: Option<&[u8]>) -> usize {
         + str_len(6, d.conditions())
 }
 
-fn put_decision(d: &Decision, deciding: Option<&[u8]>, buf: &mut Vec<u8>) {
+fn put_decision(d: &DecisionRef<'_>, deciding: Option<&[u8]>, buf: &mut Vec<u8>) {
     put_str(1, d.list.as_str(), buf);
     put_str(2, d.country.alpha2(), buf);
     put_varint(3, u64::from(d.eligible), buf);
@@ -70,13 +70,13 @@ fn put_decision(d: &Decision, deciding: Option<&[u8]>, buf: &mut Vec<u8>) {
 
 /// The gRPC frame (flag, length, message) of a `BatchCheckResponse` with
 /// `header` and `decisions`.
-pub fn batch_check_frame(header: &pb::ResponseHeader, decisions: &[Decision]) -> Bytes {
+pub fn batch_check_frame(header: &pb::ResponseHeader, decisions: &[DecisionRef<'_>]) -> Bytes {
     // Each distinct deciding change, encoded once: (revision, action) names
     // it (its changeset gives the rest).
     let mut encoded: Vec<((u64, i32), Vec<u8>)> = Vec::new();
     let mut which: Vec<Option<usize>> = Vec::with_capacity(decisions.len());
     for d in decisions {
-        which.push(d.deciding.as_ref().map(|e| {
+        which.push(d.deciding.map(|e| {
             let key = (e.revision.0, e.action.to_proto());
             match encoded.iter().position(|(k, _)| *k == key) {
                 Some(i) => i,

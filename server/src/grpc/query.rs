@@ -4,7 +4,7 @@
 
 use std::{pin::Pin, sync::Arc};
 
-use eligibility::{Consistency, Point, Revision, proto::v1 as pb};
+use eligibility::{Consistency, Country, ListId, Point, Revision, proto::v1 as pb};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -13,7 +13,6 @@ use crate::{
     app::App,
     budget::Consumer,
     reads::{View, request},
-    snapshot::Decision,
     watch::{Event, EventStream, Filter, Origin, Start, WatchRequest},
 };
 
@@ -37,18 +36,15 @@ impl EligibilityService {
         self.app.view(point, cv::deadline(req.metadata()), at_field).await.map_err(to_status)
     }
 
-    /// BatchCheck's decisions, all at one view, with that view's header.
-    async fn batch_decisions<'a, T>(
+    /// BatchCheck's items, checked, and the view they are decided at.
+    async fn batch_view<'a, T>(
         &self,
         req: &Request<T>,
         items: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
         point: Option<&pb::ReadPoint>,
-    ) -> Result<(pb::ResponseHeader, Vec<Decision>), Status> {
+    ) -> Result<(View, Vec<(ListId, Country)>), Status> {
         let items = request::batch(items, self.app.limits()).map_err(to_status)?;
-        let view = self.view(req, point).await?;
-        let decisions = view.check_all(&items).map_err(to_status)?;
-        decisions.iter().for_each(count_decision);
-        Ok((cv::header(&view.header()), decisions))
+        Ok((self.view(req, point).await?, items))
     }
 
     /// BatchCheck answered as a ready gRPC frame (see `grpc::encode`):
@@ -65,8 +61,10 @@ impl EligibilityService {
         for (i, (l, c)) in r.items.iter().enumerate() {
             items.push((utf8(i, "list_id", l)?, utf8(i, "country", c)?));
         }
-        let (header, decisions) = self.batch_decisions(req, items.into_iter(), r.point.as_ref()).await?;
-        Ok(super::encode::batch_check_frame(&header, &decisions))
+        let (view, items) = self.batch_view(req, items.into_iter(), r.point.as_ref()).await?;
+        let decisions = view.check_all_ref(&items).map_err(to_status)?;
+        decisions.iter().for_each(|d| count_decision(d.reason));
+        Ok(super::encode::batch_check_frame(&cv::header(&view.header()), &decisions))
     }
 }
 
@@ -126,7 +124,7 @@ impl EligibilityService {
     }
 }
 
-fn count_decision(d: &Decision) {
+fn count_decision(reason: crate::snapshot::DecisionReason) {
     use crate::snapshot::DecisionReason::*;
     // Counter handles resolved once (the recorder is installed before the
     // server serves), not a labelled lookup per check.
@@ -138,7 +136,7 @@ fn count_decision(d: &Decision) {
         ["listed", "not_listed", "removed", "denylisted", "not_denylisted", "denylist_removed"]
             .map(|label| metrics::counter!("eligibility_checks_total", "decision" => label))
     });
-    let i = match d.reason {
+    let i = match reason {
         Listed => 0,
         NotListed => 1,
         Removed => 2,
@@ -160,7 +158,7 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         let country = request::country("country", &r.country).map_err(to_status)?;
         let view = self.view(&req, r.point.as_ref()).await?;
         let d = view.check(&list, country).map_err(to_status)?;
-        count_decision(&d);
+        count_decision(d.reason);
         Ok(Response::new(pb::CheckResponse {
             header: Some(cv::header(&view.header())),
             decision: Some(cv::decision(&d)),
@@ -173,9 +171,11 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
         let r = req.get_ref();
         let items = r.items.iter().map(|it| (it.list_id.as_str(), it.country.as_str()));
-        let (header, decisions) = self.batch_decisions(&req, items, r.point.as_ref()).await?;
+        let (view, items) = self.batch_view(&req, items, r.point.as_ref()).await?;
+        let decisions = view.check_all(&items).map_err(to_status)?;
+        decisions.iter().for_each(|d| count_decision(d.reason));
         Ok(Response::new(pb::BatchCheckResponse {
-            header: Some(header),
+            header: Some(cv::header(&view.header())),
             decisions: decisions.iter().map(cv::decision).collect(),
         }))
     }
