@@ -41,28 +41,27 @@ fn framed(m: &impl Message) -> Vec<u8> {
     v
 }
 
+/// The read points both comparisons use: each names its valid time ("now"
+/// would differ between the two answers' headers); one pins `revision`,
+/// one is an error (a revision beyond the head).
+fn points(revision: u64) -> [pb::ReadPoint; 4] {
+    let at = |t: &str| Some(eligibility::Timestamp::parse(t).unwrap().into());
+    let pinned = |r: u64| Some(pb::read_point::Consistency::AtRevision(r));
+    [
+        pb::ReadPoint { as_of: at("2030-01-01T00:00:00Z"), consistency: None },
+        pb::ReadPoint { as_of: at("2021-10-15T00:00:00Z"), consistency: None },
+        pb::ReadPoint { as_of: at("2021-10-15T00:00:00Z"), consistency: pinned(revision) },
+        pb::ReadPoint { as_of: at("2021-10-15T00:00:00Z"), consistency: pinned(99) },
+    ]
+}
+
 #[tokio::test]
 async fn the_check_path_answers_what_the_generated_service_answers() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path(), true).await;
     let mut fast = EligibilityRoute::new(EligibilityService::new(server.app.clone()), 1 << 20);
     let mut generated = EligibilityServiceServer::new(EligibilityService::new(server.app.clone()));
-    // Every point names its valid time: "now" would differ between the two
-    // answers' headers.
-    let at = |t: &str| Some(eligibility::Timestamp::parse(t).unwrap().into());
-    let points = [
-        pb::ReadPoint { as_of: at("2030-01-01T00:00:00Z"), consistency: None },
-        pb::ReadPoint { as_of: at("2021-10-15T00:00:00Z"), consistency: None },
-        pb::ReadPoint {
-            as_of: at("2021-10-15T00:00:00Z"),
-            consistency: Some(pb::read_point::Consistency::AtRevision(2)),
-        },
-        // An error: a revision beyond the head.
-        pb::ReadPoint {
-            as_of: at("2021-10-15T00:00:00Z"),
-            consistency: Some(pb::read_point::Consistency::AtRevision(99)),
-        },
-    ];
+    let points = points(2);
     let mut compared = 0;
     for country in eligibility::Country::all().iter().map(|c| c.to_string()).chain(["ZZ".into(), String::new()]) {
         for list in ["cyber", "nosuch", "BAD ID"] {
@@ -116,18 +115,7 @@ async fn the_batch_path_answers_what_the_generated_service_answers() {
     let mut fast = EligibilityRoute::new(EligibilityService::new(server.app.clone()), 1 << 20);
     let mut generated = EligibilityServiceServer::new(EligibilityService::new(server.app.clone()));
     let at = |t: &str| Some(eligibility::Timestamp::parse(t).unwrap().into());
-    let points = [
-        pb::ReadPoint { as_of: at("2030-01-01T00:00:00Z"), consistency: None },
-        pb::ReadPoint { as_of: at("2021-10-15T00:00:00Z"), consistency: None },
-        pb::ReadPoint {
-            as_of: at("2021-10-15T00:00:00Z"),
-            consistency: Some(pb::read_point::Consistency::AtRevision(3)),
-        },
-        pb::ReadPoint {
-            as_of: at("2021-10-15T00:00:00Z"),
-            consistency: Some(pb::read_point::Consistency::AtRevision(99)),
-        },
-    ];
+    let points = points(3);
     let countries: Vec<String> = eligibility::Country::all().iter().map(|c| c.to_string()).collect();
     let mut compared = 0;
     for chunk in countries.chunks(100) {
