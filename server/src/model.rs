@@ -107,6 +107,24 @@ pub struct ChangesetDraft {
     pub activates: Option<Revision>,
 }
 
+impl ChangesetDraft {
+    /// The changeset this draft becomes when committed as `revision` at
+    /// `recorded_at` (the effective time defaults to the commit time).
+    pub fn to_changeset(&self, revision: Revision, recorded_at: Timestamp) -> Changeset {
+        Changeset {
+            revision,
+            effective_at: self.effective_at.unwrap_or(recorded_at),
+            recorded_at,
+            actor: self.actor.as_str().into(),
+            reason: self.reason.as_str().into(),
+            reference: self.reference.as_str().into(),
+            request: self.request.clone(),
+            changes: self.changes.as_slice().into(),
+            activates: self.activates,
+        }
+    }
+}
+
 /// A committed changeset. Its text fields are boxed strings (exactly their
 /// length, 16 bytes each in the struct): a long history keeps millions.
 #[derive(Clone, PartialEq, Eq, Debug)]

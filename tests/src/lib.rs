@@ -131,6 +131,21 @@ pub fn at(t: &str) -> eligibility::Timestamp {
     eligibility::Timestamp::parse(t).unwrap()
 }
 
+/// A tokens file in `dir` naming each (principal, role, token), as an
+/// operator would write it (the tokens' SHA-256, never the tokens).
+pub fn tokens_file(dir: &Path, tokens: &[(&str, &str, &str)]) -> std::path::PathBuf {
+    let path = dir.join("tokens.toml");
+    let text: String = tokens
+        .iter()
+        .map(|(principal, role, token)| {
+            let sha = eligibility_server::auth::hash_token(token);
+            format!("[[token]]\nprincipal = \"{principal}\"\nrole = \"{role}\"\nsha256 = \"{sha}\"\n\n")
+        })
+        .collect();
+    std::fs::write(&path, text).expect("write the tokens file");
+    path
+}
+
 /// The 37 countries on the list after the 2021 cut.
 pub const AFTER_CUT: [&str; 37] = [
     "AT", "AU", "BE", "BG", "CA", "CH", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GB", "GR", "HR", "IE", "IN",

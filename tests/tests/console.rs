@@ -4,11 +4,8 @@
 //! headers, and the console turned off.
 
 use eligibility_client::{EntryChange, WriteOptions};
-use eligibility_e2e::{TestServer, at, cc, list, web::call};
-use eligibility_server::{
-    auth::{AuthConfig, hash_token},
-    server::Config,
-};
+use eligibility_e2e::{TestServer, at, cc, list, tokens_file, web::call};
+use eligibility_server::{auth::AuthConfig, server::Config};
 
 /// `GET path` with optional headers.
 async fn get(s: &TestServer, path: &str, headers: &[(&str, &str)]) -> eligibility_e2e::web::Answer {
@@ -120,16 +117,7 @@ async fn bad_input_gets_a_page_saying_what_is_wrong() {
 #[tokio::test]
 async fn with_reads_behind_tokens_a_page_asks_for_one_and_shows_writers_the_forms() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        format!(
-            "[[token]]\nprincipal = \"rita\"\nrole = \"reader\"\nsha256 = \"{}\"\n\n[[token]]\nprincipal = \"will\"\nrole = \"writer\"\nsha256 = \"{}\"\n",
-            hash_token("reader-token"),
-            hash_token("writer-token")
-        ),
-    )
-    .unwrap();
+    let tokens = tokens_file(dir.path(), &[("rita", "reader", "reader-token"), ("will", "writer", "writer-token")]);
     let config = Config {
         data_dir: dir.path().join("data"),
         demo: true,

@@ -247,17 +247,7 @@ async fn writes_are_idempotent_conditional_and_checked() {
 #[tokio::test]
 async fn roles_apply_to_http_as_to_grpc() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.toml");
-    let hash = eligibility_server::auth::hash_token;
-    std::fs::write(
-        &tokens,
-        format!(
-            "[[token]]\nprincipal = \"rita\"\nrole = \"reader\"\nsha256 = \"{}\"\n[[token]]\nprincipal = \"will\"\nrole = \"writer\"\nsha256 = \"{}\"\n",
-            hash("r"),
-            hash("w")
-        ),
-    )
-    .unwrap();
+    let tokens = eligibility_e2e::tokens_file(dir.path(), &[("rita", "reader", "r"), ("will", "writer", "w")]);
     let config = Config {
         data_dir: dir.path().join("data"),
         demo: true,

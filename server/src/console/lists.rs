@@ -11,8 +11,9 @@ use super::{
 };
 use crate::{
     error::Result,
-    model::{EntryAction, ListMode},
+    model::ListMode,
     reads::{Filter, Member, View},
+    snapshot::DecisionReason,
 };
 
 /// `/`: every list with its mode, authority, member count now and its last
@@ -71,20 +72,15 @@ pub(super) fn list(ctx: &Ctx, view: &View, id: &ListId, pinned: Option<Revision>
     let path = format!("/lists/{id}");
     let as_of = view.as_of();
     let paint = |c: Country| -> Paint {
-        match view.check(id, c) {
-            Ok(d) if d.eligible => Paint { class: "eligible", label: "eligible".into() },
-            Ok(d) => match &d.deciding {
-                Some(e) if e.action == EntryAction::Remove && info.meta.mode == ListMode::Allowlist => Paint {
-                    class: "removed",
-                    label: format!("not eligible: removed {} (r{})", when(e.effective_at), e.revision.0),
-                },
-                Some(e) => Paint {
-                    class: "ineligible",
-                    label: format!("not eligible: listed {} (r{})", when(e.effective_at), e.revision.0),
-                },
-                None => Paint { class: "ineligible", label: "not eligible: never listed".into() },
-            },
-            Err(_) => Paint { class: "nodata", label: "unknown".into() },
+        let Ok(d) = view.check(id, c) else { return Paint { class: "nodata", label: "unknown".into() } };
+        let by = |verb: &str, e: &crate::snapshot::Event| {
+            format!("not eligible: {verb} {} (r{})", when(e.effective_at), e.revision.0)
+        };
+        match (d.reason, &d.deciding) {
+            _ if d.eligible => Paint { class: "eligible", label: "eligible".into() },
+            (DecisionReason::Removed, Some(e)) => Paint { class: "removed", label: by("removed", e) },
+            (_, Some(e)) => Paint { class: "ineligible", label: by("listed", e) },
+            (_, None) => Paint { class: "ineligible", label: "not eligible: never listed".into() },
         }
     };
     let body = html! {

@@ -40,7 +40,7 @@ use self::layout::Ctx;
 use crate::{
     app::App,
     auth::{Authenticator, Role},
-    layers::auth::{Caller, SignIn},
+    layers::auth::{CONSOLE_ROUTES, Caller, SignIn},
     reads::View,
 };
 
@@ -61,17 +61,10 @@ pub fn router(app: Arc<App>, auth: Arc<Authenticator>, enabled: bool) -> Router 
     if !enabled {
         let off =
             || async { text(StatusCode::NOT_FOUND, "the web console is turned off on this server (console = false)") };
-        return [
-            "/",
-            "/lists/{id}",
-            "/lists/{id}/diff",
-            "/countries",
-            "/countries/{code}",
-            "/history",
-            "/console/assets/{name}",
-        ]
-        .into_iter()
-        .fold(Router::new(), |r, path| r.route(path, get(off)));
+        // The same paths as the auth layer's table (its `{}` is a segment).
+        return CONSOLE_ROUTES
+            .iter()
+            .fold(Router::new(), |r, (path, _)| r.route(&path.replace("{}", "{segment}"), get(off)));
     }
     Router::new()
         .route("/", get(index))
@@ -85,18 +78,23 @@ pub fn router(app: Arc<App>, auth: Arc<Authenticator>, enabled: bool) -> Router 
 }
 
 impl Console {
-    /// The request's context, or the page asking for a token.
-    fn ctx(&self, req: &Request) -> Result<Ctx, Early> {
-        let who = req.extensions().get::<Caller>().and_then(|c| c.0.clone());
-        let auth_enabled = self.auth.enabled();
+    /// The context of an anonymous caller who may not write.
+    fn anonymous(&self) -> Ctx {
         let snap = self.app.registry.snapshot();
-        let ctx = Ctx {
-            can_write: !auth_enabled || who.as_ref().is_some_and(|p| p.role >= Role::Writer),
-            who,
-            auth_enabled,
+        Ctx {
+            who: None,
+            auth_enabled: self.auth.enabled(),
+            can_write: false,
             head: snap.revision(),
             store_id: snap.store_id_shared(),
-        };
+        }
+    }
+
+    /// The request's context, or the page asking for a token.
+    fn ctx(&self, req: &Request) -> Result<Ctx, Early> {
+        let mut ctx = self.anonymous();
+        ctx.who = req.extensions().get::<Caller>().and_then(|c| c.0.clone());
+        ctx.can_write = !ctx.auth_enabled || ctx.who.as_ref().is_some_and(|p| p.role >= Role::Writer);
         match req.extensions().get::<SignIn>() {
             Some(SignIn(why)) => Err(Box::new(html(StatusCode::UNAUTHORIZED, pages::sign_in(&ctx, why)))),
             None => Ok(ctx),
@@ -111,15 +109,7 @@ impl Console {
     /// A domain error as a page (its HTTP status from its gRPC code).
     fn error(&self, e: crate::error::Error) -> Response<Body> {
         let status = crate::grpc::convert::to_status(e);
-        let snap = self.app.registry.snapshot();
-        let ctx = Ctx {
-            who: None,
-            auth_enabled: self.auth.enabled(),
-            can_write: false,
-            head: snap.revision(),
-            store_id: snap.store_id_shared(),
-        };
-        html(crate::problem::http_status(status.code()), pages::error(&ctx, status.message()))
+        html(crate::problem::http_status(status.code()), pages::error(&self.anonymous(), status.message()))
     }
 }
 

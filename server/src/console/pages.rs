@@ -50,7 +50,7 @@ pub(super) fn country(ctx: &Ctx, view: &View, c: Country, pinned: Option<Revisio
             ". A change recorded after the date it takes effect (a backdated correction) is marked; "
             "pick an earlier revision to see what was on record before it." }
         @for t in &timelines {
-            @let now_eligible = t.intervals.iter().rev().find(|i| i.from.is_none_or(|f| f <= view.as_of())).is_some_and(|i| i.eligible);
+            @let now_eligible = view.check(&t.list.id, c).is_ok_and(|d| d.eligible);
             section.timeline-list data-list=(t.list.id) {
                 h2 { a href=(format!("/lists/{}", t.list.id)) { (t.list.meta.title) } }
                 p.status {

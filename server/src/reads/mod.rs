@@ -115,9 +115,17 @@ pub struct DecisionRef<'a> {
 impl DecisionRef<'_> {
     /// Conditions attached to the membership ("" when none or not a member).
     pub fn conditions(&self) -> &str {
-        match self.deciding {
-            Some(e) if e.action == crate::model::EntryAction::Add => e.conditions(),
-            _ => "",
+        crate::snapshot::membership_conditions(self.deciding)
+    }
+
+    /// The same decision, owned.
+    pub fn to_decision(&self) -> Decision {
+        Decision {
+            list: self.list.clone(),
+            country: self.country,
+            eligible: self.eligible,
+            reason: self.reason,
+            deciding: self.deciding.cloned(),
         }
     }
 }
@@ -178,13 +186,13 @@ impl View {
 
     /// Decides every item, all at this one view.
     pub fn check_all(&self, items: &[(ListId, Country)]) -> Result<Vec<Decision>> {
-        items.iter().map(|(l, c)| self.check(l, *c)).collect()
+        Ok(self.check_all_ref(items)?.iter().map(DecisionRef::to_decision).collect())
     }
 
-    /// Decides every item like [`View::check_all`], borrowing from the
-    /// snapshot instead of copying (no reference count touched per item),
-    /// and looking a list up once per run of items that name it: for an
-    /// answer encoded straight from the decisions.
+    /// Decides every item, borrowing from the snapshot instead of copying
+    /// (no reference count touched per item), and looking a list up once
+    /// per run of items that name it: for an answer encoded straight from
+    /// the decisions.
     pub fn check_all_ref(&self, items: &[(ListId, Country)]) -> Result<Vec<DecisionRef<'_>>> {
         let mut cached: Option<(&ListId, &ListState, eligibility::ListMode)> = None;
         items

@@ -121,13 +121,9 @@ pub(crate) fn encode_changes(changes: &[Change]) -> Result<String, StoreError> {
 }
 
 /// Parses stored changes.
-pub(crate) fn decode_changes(revision: i64, json: &str) -> Result<Vec<Change>, StoreError> {
-    let mut changes: Vec<Change> = serde_json::from_str(json)
-        .map_err(|e| StoreError::Corrupt(format!("revision {revision}: cannot decode changes: {e}")))?;
-    // Kept in memory for the life of the process (a long history holds
-    // millions): no spare capacity from the decoder's growth.
-    changes.shrink_to_fit();
-    Ok(changes)
+pub(crate) fn decode_changes(revision: i64, json: &str) -> Result<Box<[Change]>, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("revision {revision}: cannot decode changes: {e}")))
 }
 
 /// A changeset row as both stores keep it.
@@ -191,7 +187,7 @@ impl Row {
                 fingerprint: self.request_fingerprint.unwrap_or_default().into(),
             }),
             activates: self.activates.map(|r| Revision(r as u64)),
-            changes: decode_changes(revision, &self.changes)?.into(),
+            changes: decode_changes(revision, &self.changes)?,
         })
     }
 }
@@ -233,18 +229,7 @@ pub(crate) fn plan(draft: &ChangesetDraft, expected_head: Option<Revision>, foun
     {
         return Plan::Skip(AppendOutcome::HeadMismatch { expected, actual: head });
     }
-    let recorded_at = Timestamp::now().max(last_recorded);
-    Plan::Insert(Changeset {
-        revision: head.next(),
-        effective_at: draft.effective_at.unwrap_or(recorded_at),
-        recorded_at,
-        actor: draft.actor.as_str().into(),
-        reason: draft.reason.as_str().into(),
-        reference: draft.reference.as_str().into(),
-        request: draft.request.clone(),
-        changes: draft.changes.as_slice().into(),
-        activates: draft.activates,
-    })
+    Plan::Insert(draft.to_changeset(head.next(), Timestamp::now().max(last_recorded)))
 }
 
 /// The body of an append inside its transaction, the same on every store:

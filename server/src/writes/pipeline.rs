@@ -48,9 +48,6 @@ where
     F: Fn(&Snapshot) -> Result<Vec<Change>>,
 {
     let plan = Plan { opts: request::options(plan.opts)?, ..plan };
-    if plan.opts.validate_only {
-        return validate_only(registry, &plan).await;
-    }
     let _guard = registry.lock_writes().await;
     for attempt in 0..WRITE_ATTEMPTS {
         if attempt > 0 {
@@ -64,44 +61,19 @@ where
     Err(Error::Unavailable(format!("the head kept moving; gave up after {WRITE_ATTEMPTS} attempts")))
 }
 
-/// Every step but the append, without the write lock (nothing is
-/// recorded, so nothing needs to be serialised): the answer carries the
-/// changeset a write would record at the current head.
-async fn validate_only<F>(registry: &Registry, plan: &Plan<F>) -> Result<WriteResult>
-where
-    F: Fn(&Snapshot) -> Result<Vec<Change>>,
-{
-    let snap = fresh_snapshot(registry, plan.opts.expected_revision).await?;
-    if let Some(result) = replay_check(&snap, &plan.opts, &plan.fingerprint)? {
-        return Ok(result);
-    }
-    precondition(&snap, plan.opts.expected_revision)?;
-    let changes = (plan.build)(&snap)?;
-    if changes.is_empty() {
-        return Ok(WriteResult { validate_only: true, ..WriteResult::noop(&snap) });
-    }
-    let now = Timestamp::now();
-    let draft = draft(plan, changes);
-    let revision = Revision(snap.revision().0 + 1);
-    let changeset = Changeset {
-        revision,
-        effective_at: draft.effective_at.unwrap_or(now),
-        recorded_at: now,
-        actor: draft.actor.into(),
-        reason: draft.reason.into(),
-        reference: draft.reference.into(),
-        request: draft.request,
-        changes: draft.changes.into(),
-        activates: None,
-    };
-    Ok(WriteResult {
-        revision,
+/// What a write would record at `snap`'s head, recorded nowhere: the
+/// answer to a validate-only write (every step before it ran as for a
+/// real one).
+fn preview<F>(plan: &Plan<F>, snap: &Snapshot, changes: Vec<Change>) -> WriteResult {
+    let cs = draft(plan, changes).to_changeset(snap.revision().next(), Timestamp::now());
+    WriteResult {
+        revision: cs.revision,
         store_id: snap.store_id_shared(),
         recorded: false,
         replayed: false,
-        changeset: Some(Arc::new(changeset)),
+        changeset: Some(Arc::new(cs)),
         validate_only: true,
-    })
+    }
 }
 
 /// The changeset to append, before the store numbers and times it.
@@ -139,7 +111,10 @@ where
     precondition(&snap, plan.opts.expected_revision)?;
     let Some(changes) = build(registry, plan, &snap, attempt).await? else { return Ok(Attempt::Again) };
     if changes.is_empty() {
-        return Ok(Attempt::Done(WriteResult::noop(&snap)));
+        return Ok(Attempt::Done(WriteResult { validate_only: plan.opts.validate_only, ..WriteResult::noop(&snap) }));
+    }
+    if plan.opts.validate_only {
+        return Ok(Attempt::Done(preview(plan, &snap, changes)));
     }
     append(registry, plan, &snap, changes).await
 }

@@ -6,11 +6,14 @@
 //! touched paths; readers keep their `Arc<Snapshot>` for as long as a
 //! request needs it, without locks.
 
+mod requests;
+
 use std::sync::Arc;
 
 use eligibility::{Country, ListId, Revision, Timestamp};
-use imbl::{HashMap, OrdMap, OrdSet, Vector};
+use imbl::{OrdMap, OrdSet, Vector};
 
+use self::requests::RequestIndex;
 use crate::{
     error::Error,
     model::{Change, Changeset, EntryAction, ListMeta, ListMode},
@@ -166,10 +169,16 @@ pub struct Decision {
 impl Decision {
     /// Conditions attached to the membership ("" when none or not a member).
     pub fn conditions(&self) -> &str {
-        match &self.deciding {
-            Some(e) if e.action == EntryAction::Add => e.conditions(),
-            _ => "",
-        }
+        membership_conditions(self.deciding.as_ref())
+    }
+}
+
+/// The conditions of a membership decided by `deciding` ("" when none, or
+/// when the deciding change is not an add).
+pub fn membership_conditions(deciding: Option<&Event>) -> &str {
+    match deciding {
+        Some(e) if e.action == EntryAction::Add => e.conditions(),
+        _ => "",
     }
 }
 
@@ -188,12 +197,7 @@ pub struct Snapshot {
     /// Every changeset; index = revision - 1 (revisions are dense).
     log: Vector<Arc<Changeset>>,
     /// Idempotency keys seen: request id -> revision.
-    /// By a 64-bit hash of the key (the key itself is in the changeset at
-    /// that revision, compared on lookup, so the map keeps no copy of
-    /// it: a long history has millions).
-    requests: HashMap<u64, Revision>,
-    /// The rare key whose hash an earlier key already has.
-    request_overflow: HashMap<Arc<str>, Revision>,
+    requests: RequestIndex,
     /// Future-dated changesets (effective after they were recorded) whose
     /// activation entry is not recorded yet, by (effective_at, revision).
     pending: OrdSet<(Timestamp, Revision)>,
@@ -207,8 +211,7 @@ impl Snapshot {
             store_id: Arc::from(store_id),
             lists: OrdMap::new(),
             log: Vector::new(),
-            requests: HashMap::new(),
-            request_overflow: HashMap::new(),
+            requests: RequestIndex::default(),
             pending: OrdSet::new(),
         }
     }
@@ -260,16 +263,7 @@ impl Snapshot {
 
     /// The revision recorded under an idempotency key.
     pub fn request(&self, id: &str) -> Option<Revision> {
-        self.lookup_request(key_hash(id), id)
-    }
-
-    fn lookup_request(&self, h: u64, id: &str) -> Option<Revision> {
-        let recorded =
-            |r: &Revision| self.changeset(*r).and_then(|cs| cs.request.as_ref()).is_some_and(|k| *k.id == *id);
-        match self.requests.get(&h) {
-            Some(r) if recorded(r) => Some(*r),
-            _ => self.request_overflow.get(id).copied(),
-        }
+        self.requests.get(id, |r| self.changeset(r).and_then(|cs| cs.request.as_ref()).is_some_and(|k| *k.id == *id))
     }
 
     /// Changesets with revision in `(after, head]`, ascending.
@@ -326,7 +320,7 @@ impl Snapshot {
             self.list_mut(&id, rev)?.touching.push_back(rev);
         }
         if let Some(key) = &cs.request {
-            self.record_request(key_hash(&key.id), &key.id, rev);
+            self.requests.insert(&key.id, rev);
         }
         self.log.push_back(cs);
         self.revision = rev;
@@ -395,15 +389,6 @@ impl Snapshot {
         }
     }
 
-    /// Keeps `id` (hashed to `h`) as recorded at `rev`.
-    fn record_request(&mut self, h: u64, id: &str, rev: Revision) {
-        if self.requests.contains_key(&h) {
-            self.request_overflow.insert(Arc::from(id), rev);
-        } else {
-            self.requests.insert(h, rev);
-        }
-    }
-
     fn list_mut(&mut self, id: &ListId, rev: Revision) -> Result<&mut ListState, Error> {
         self.lists
             .get_mut(id)
@@ -442,16 +427,6 @@ fn insert_event(timeline: &mut Vector<Event>, event: Event) {
     }
 }
 
-/// The hash an idempotency key is kept under (the standard library's
-/// keyed-with-zeros SipHash: stable within the process, which is all an
-/// in-memory map needs; a collision is handled, not assumed away).
-fn key_hash(id: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
-}
-
 /// Adds `id` to the lists a changeset touched (once).
 fn touch(touched: &mut Vec<ListId>, id: &ListId) {
     if !touched.contains(id) {
@@ -477,26 +452,6 @@ mod tests {
             changes: Box::new([]),
             activates: None,
         }
-    }
-
-    #[test]
-    fn idempotency_keys_are_found_even_when_their_hashes_collide() {
-        let mut snap = Snapshot::empty("s");
-        snap.apply_mut(keyed(1, "a")).unwrap();
-        snap.apply_mut(keyed(2, "b")).unwrap();
-        assert_eq!(
-            (snap.request("a"), snap.request("b"), snap.request("zz")),
-            (Some(Revision(1)), Some(Revision(2)), None)
-        );
-        // Two keys under one hash, as if they collided.
-        for (rev, key) in [(3, "c"), (4, "d")] {
-            snap.log.push_back(Arc::new(keyed(rev, key)));
-            snap.revision = Revision(rev);
-            snap.record_request(7, key, Revision(rev));
-        }
-        assert_eq!(snap.lookup_request(7, "c"), Some(Revision(3)));
-        assert_eq!(snap.lookup_request(7, "d"), Some(Revision(4)));
-        assert_eq!(snap.lookup_request(7, "e"), None);
     }
 
     #[test]
