@@ -3,7 +3,9 @@
 # instructions: repeatable whatever else the machine is doing, unlike
 # timings): the release server under valgrind, N calls of grpc.health.v1
 # Check, then N eligibility Checks (FR, MX, CN in turn), each in a fresh
-# server; a run with no calls is subtracted. Needs valgrind and the Python
+# server, counted from the moment it is SERVING (calls.py turns callgrind's
+# instrumentation on then); a run with no calls is subtracted. Needs
+# valgrind (with callgrind_control) and the Python
 # venv that tests/interop/run.sh makes (grpcio).
 #
 #   cargo build --release --bin eligibility-server && bench/callgrind/run.sh [N]
@@ -21,11 +23,11 @@ instructions() { # kind calls -> total instructions of that server run
   local kind=$1 calls=$2 data port pid
   data="$(mktemp -d -p "$out")"
   port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  valgrind --tool=callgrind --callgrind-out-file="$out/$kind.cg" \
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/$kind.cg" \
     "$root/target/release/eligibility-server" --demo --listen "127.0.0.1:$port" --data-dir "$data" --log-level error \
     2> "$out/$kind.err" &
   pid=$!
-  "$venv/bin/python" "$root/bench/callgrind/calls.py" "127.0.0.1:$port" "$kind" "$calls" > /dev/null
+  "$venv/bin/python" "$root/bench/callgrind/calls.py" "127.0.0.1:$port" "$pid" "$kind" "$calls" > /dev/null
   kill -INT "$pid"
   wait "$pid" || true
   sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$out/$kind.err"
