@@ -409,11 +409,12 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
         (server.write_syscalls() - writes0) as f64 / repeats as f64
     );
     println!(
-        "fanout: {watchers} watchers over {connections} connections, {repeats} changes: last delivery after write start {}; server RSS {} MiB before watchers, {} MiB with them ({:.1} KiB per watcher)",
+        "fanout: {watchers} watchers over {connections} connections, {repeats} changes: last delivery after write start {}; server RSS {} MiB before watchers, {} MiB with them ({:.1} KiB per watcher), {} MiB after the changes",
         deliveries.summary("write ack"),
         rss_before / 1024,
         rss_watching / 1024,
         (rss_watching.saturating_sub(rss_before)) as f64 / watchers as f64,
+        server.rss_kib() / 1024,
     );
     drop(chans);
     drop(admin);

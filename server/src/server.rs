@@ -27,7 +27,10 @@ use crate::{
         AdminService, EligibilityRoute, EligibilityService,
         reflection::{Descriptors, ReflectionV1, ReflectionV1Alpha},
     },
-    layers::{auth::AuthLayer, cors::CorsLayer, grpc_web::WebLayer, limits::LimitsLayer, metrics::MetricsLayer},
+    layers::{
+        auth::AuthLayer, cors::CorsLayer, grpc_web::WebLayer, limits::LimitsLayer, metrics::MetricsLayer,
+        shortcut::ShortcutLayer,
+    },
     lifecycle::Tasks,
     store::{PgStore, SqliteStore, Store},
 };
@@ -94,6 +97,7 @@ pub async fn run(
             .map_err(|e| Error::Config(format!("cannot listen for metrics on {maddr}: {e}")))?;
         tasks.spawn("metrics", |stop| crate::exporter::serve(l, stop));
     }
+    let eligibility = EligibilityRoute::new(EligibilityService::new(app.clone()), config.limits.max_message_bytes);
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &config.tls {
         builder = builder
@@ -113,9 +117,9 @@ pub async fn run(
         .http2_max_local_error_reset_streams(Some(http2.max_local_error_reset_streams))
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .timeout(limits.request_timeout)
-        .layer(layers(auth.clone(), config, app.shutdown_token().clone()));
+        .layer(layers(auth.clone(), config, app.shutdown_token().clone(), eligibility.clone()));
     let console = crate::console::router(app.clone(), auth.clone(), config.console);
-    let router = routes(builder, &app, console, limits.max_message_bytes).await?;
+    let router = routes(builder, &app, console, eligibility).await?;
     tracing::info!(addr = ?addr, tls = config.tls.is_some(), mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), auth = auth.enabled(), "serving eligibility.v1");
     tasks.spawn("activator", |stop| app.writer.clone().run_activator(stop));
     tasks.spawn("ticker", |stop| app.hub.clone().run_ticker(stop));
@@ -153,15 +157,24 @@ pub async fn run(
     result.map_err(|e| Error::Unavailable(format!("transport: {e}")))
 }
 
-/// The layers every surface shares, outermost first.
-type Layers = Stack<LimitsLayer, Stack<AuthLayer, Stack<MetricsLayer, Stack<CorsLayer, Stack<WebLayer, Identity>>>>>;
+/// The layers every surface shares, innermost first.
+type Layers = Stack<
+    ShortcutLayer<EligibilityRoute>,
+    Stack<LimitsLayer, Stack<AuthLayer, Stack<MetricsLayer, Stack<CorsLayer, Stack<WebLayer, Identity>>>>>,
+>;
 
 /// The layers every surface shares: gRPC-Web translation outermost (a
 /// gRPC-Web client gets every answer, refusals included, in its framing),
 /// then CORS (a browser's preflight carries no credentials), metrics and
-/// tracing (they see refusals too), authentication and authorization, and
-/// the limits.
-fn layers(auth: Arc<Authenticator>, config: &Config, shutdown: crate::lifecycle::Shutdown) -> Layers {
+/// tracing (they see refusals too), authentication and authorization, the
+/// limits, and innermost the eligibility service's framed methods, which
+/// skip the router.
+fn layers(
+    auth: Arc<Authenticator>,
+    config: &Config,
+    shutdown: crate::lifecycle::Shutdown,
+    eligibility: EligibilityRoute,
+) -> Layers {
     let limits = &config.limits;
     tower::ServiceBuilder::new()
         .layer(WebLayer)
@@ -169,6 +182,7 @@ fn layers(auth: Arc<Authenticator>, config: &Config, shutdown: crate::lifecycle:
         .layer(MetricsLayer)
         .layer(AuthLayer::new(auth))
         .layer(LimitsLayer::new(limits.max_concurrent_requests, limits.max_message_bytes, shutdown))
+        .layer(ShortcutLayer::new(eligibility, EligibilityRoute::FRAMED_PATHS))
         .into_inner()
 }
 
@@ -177,8 +191,9 @@ async fn routes<L: Clone>(
     mut builder: tonic::transport::Server<L>,
     app: &Arc<App>,
     console: axum::Router,
-    max_msg: usize,
+    eligibility: EligibilityRoute,
 ) -> Result<Router<L>> {
+    let max_msg = eligibility.max_decoding();
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<EligibilityServiceServer<EligibilityService>>().await;
     health.set_serving::<AdminServiceServer<AdminService>>().await;
@@ -194,7 +209,7 @@ async fn routes<L: Clone>(
         .add_service(health_service)
         .add_service(ServerReflectionServer::new(ReflectionV1(descriptors.clone())))
         .add_service(AlphaServer::new(ReflectionV1Alpha(descriptors)))
-        .add_service(EligibilityRoute::new(EligibilityService::new(app.clone()), max_msg))
+        .add_service(eligibility)
         .add_service(AdminServiceServer::new(AdminService::new(app.clone())).max_decoding_message_size(max_msg))
         .clone()
         .routes();

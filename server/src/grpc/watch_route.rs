@@ -169,11 +169,9 @@ async fn watch(service: Arc<EligibilityService>, req: http::Request<Body>, max: 
     };
     match service.open_watch(Request::from_http(http::Request::from_parts(parts, message))).await {
         Ok(Watching { events, consumer }) => {
-            // Boxed as tonic's own box type, which `Body::new` takes as it is
-            // (any other body gets one more error-mapping layer to poll
-            // through, per event, per watcher).
-            let body = WatchBody { events: Some(events), consumer }.boxed_unsync();
-            let mut resp = http::Response::new(Body::new(body));
+            // No error-mapping layer to poll through per event per watcher.
+            let body = crate::layers::unmapped(WatchBody { events: Some(events), consumer });
+            let mut resp = http::Response::new(body);
             resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
             resp
         }
@@ -228,8 +226,7 @@ async fn unary_request<M: Message + Default>(
 
 /// A unary answer: one ready gRPC frame, then an OK status.
 fn framed_answer(frame: bytes::Bytes, headers: http::HeaderMap) -> http::Response<Body> {
-    let body = UnaryBody { message: Some(frame), done: false }.boxed_unsync();
-    let mut resp = http::Response::new(Body::new(body));
+    let mut resp = http::Response::new(crate::layers::unmapped(UnaryBody { message: Some(frame), done: false }));
     *resp.headers_mut() = headers;
     resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
     resp
@@ -278,11 +275,21 @@ pub struct EligibilityRoute {
 }
 
 impl EligibilityRoute {
+    /// The methods this route answers on framed paths of its own: the
+    /// server sends them here directly, past the router
+    /// ([`crate::layers::shortcut`]).
+    pub const FRAMED_PATHS: &'static [&'static str] = &[WATCH_PATH, CHECK_PATH, BATCH_PATH];
+
     /// Serves `service`, refusing requests larger than `max_decoding` bytes.
     pub fn new(service: EligibilityService, max_decoding: usize) -> Self {
         let service = Arc::new(service);
         let generated = EligibilityServiceServer::from_arc(service.clone()).max_decoding_message_size(max_decoding);
         EligibilityRoute { generated, service, max_decoding }
+    }
+
+    /// The largest request message it reads, in bytes.
+    pub fn max_decoding(&self) -> usize {
+        self.max_decoding
     }
 }
 

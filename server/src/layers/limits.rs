@@ -147,7 +147,7 @@ where
             resp.map(|r| {
                 r.map(|body| {
                     let ends = Box::pin(shutdown.triggered());
-                    Body::new(Stream { body: Some(body), ends, _busy: busy })
+                    super::unmapped(Stream { body: Some(body), ends, _busy: busy })
                 })
             })
         })
@@ -227,7 +227,7 @@ async fn check_size(mut body: Body, max: usize) -> Result<Body, Status> {
         }
     }
     let rest = (trailers.is_none() && error.is_none()).then_some(body);
-    Ok(Body::new(Replay { head, trailers, error, rest }))
+    Ok(super::unmapped(Replay { head, trailers, error, rest }))
 }
 
 /// A body that yields `head`, then `trailers` or `error` if one ended the

@@ -62,7 +62,7 @@ where
                     // A stream under way: counted, with its duration, by the
                     // status it ends with.
                     Some(Code::Ok) | None if stream => {
-                        Ok(resp.map(|body| Body::new(Counted { inner: body, method, started, done: false })))
+                        Ok(resp.map(|body| super::unmapped(Counted { inner: body, method, started, done: false })))
                     }
                     code => {
                         record(method, code.unwrap_or(Code::Ok), started);

@@ -66,8 +66,9 @@ pub enum Event {
     Changeset(Arc<Published>),
     /// Everything through this revision has been sent.
     Progress(Revision),
-    /// Snapshot-first: one list's state.
-    SnapshotList(SnapshotList),
+    /// Snapshot-first: one list's state (boxed: an event is otherwise a
+    /// pointer or two, and watchers hold events in their buffers).
+    SnapshotList(Box<SnapshotList>),
     /// Snapshot-first: the snapshot is complete at this revision, evaluated
     /// at this valid time.
     SnapshotEnd(Revision, Timestamp),

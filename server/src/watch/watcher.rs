@@ -104,7 +104,10 @@ impl Watcher {
         self.out.push_back(e);
     }
 
-    fn emit(&mut self, snap: &Snapshot, item: &Arc<Published>) {
+    /// What the watcher sends for `item` (its cursor moves past it):
+    /// the changeset as this watcher's filter presents it, or nothing (a
+    /// Progress is then owed).
+    fn emit(&mut self, snap: &Snapshot, item: &Arc<Published>) -> Option<Event> {
         let cs = &item.changeset;
         // Unfiltered watchers share the feed's item (and its encoding).
         let shared = self.filter.is_all() && cs.activates.is_none() && !cs.changes.is_empty();
@@ -113,9 +116,13 @@ impl Watcher {
         match presented {
             Some(p) => {
                 self.owed = false;
-                self.send(Event::Changeset(p));
+                self.quiet = false;
+                Some(Event::Changeset(p))
             }
-            None => self.owed = true,
+            None => {
+                self.owed = true;
+                None
+            }
         }
     }
 
@@ -170,7 +177,13 @@ impl Watcher {
             // would answer Pending and schedule one more poll of every
             // watcher just to register for the next change.
             match tokio::task::coop::unconstrained(self.feed.recv()).await {
-                Ok(FeedItem::Changeset(item)) => self.take_live(item),
+                Ok(FeedItem::Changeset(item)) => {
+                    // Straight out, not through `out`: a live watcher's
+                    // buffer stays unallocated.
+                    if let Some(e) = self.take_live(item) {
+                        return Some(e);
+                    }
+                }
                 Ok(FeedItem::Tick) => {
                     if std::mem::replace(&mut self.quiet, true) {
                         self.owed = false;
@@ -213,7 +226,9 @@ impl Watcher {
             .map(|cs| Published::new(cs.clone()))
             .collect();
         for item in &batch {
-            self.emit(&snap, item);
+            if let Some(e) = self.emit(&snap, item) {
+                self.send(e);
+            }
         }
     }
 
@@ -221,19 +236,20 @@ impl Watcher {
     /// is a duplicate at the seam, skipped; a newer one means the feed and
     /// the log disagree about what was published, and the log is
     /// authoritative (the next round reads it).
-    fn take_live(&mut self, item: Arc<Published>) {
+    fn take_live(&mut self, item: Arc<Published>) -> Option<Event> {
         let rev = item.changeset.revision;
         if rev != self.cursor.next() {
-            return;
+            return None;
         }
         if self.filter.is_all() && item.changeset.activates.is_none() {
             // The common case needs no snapshot.
             self.cursor = rev;
             self.owed = false;
-            self.send(Event::Changeset(item));
+            self.quiet = false;
+            Some(Event::Changeset(item))
         } else {
             let snap = self.registry.snapshot();
-            self.emit(&snap, &item);
+            self.emit(&snap, &item)
         }
     }
 
@@ -248,7 +264,7 @@ impl Watcher {
     fn send_snapshot(&mut self, snap: &Arc<Snapshot>) {
         let view = View::head(snap.clone());
         for list in view.snapshot_lists(&self.filter) {
-            self.send(Event::SnapshotList(list));
+            self.send(Event::SnapshotList(Box::new(list)));
         }
         self.send(Event::SnapshotEnd(view.revision(), view.as_of()));
     }
