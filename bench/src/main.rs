@@ -13,10 +13,13 @@ use std::{
 };
 
 mod history;
+mod raw_watch;
 mod unary;
 
+use raw_watch::Arrivals;
+
 use clap::{Parser, Subcommand};
-use eligibility::proto::v1::{self as pb, watch_start::Start};
+use eligibility::proto::v1 as pb;
 use eligibility_client::{Client, Country, EntryChange, ListId, ListMode, NewList, WriteOptions};
 use tokio_stream::StreamExt;
 
@@ -342,46 +345,14 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     let admin = Client::connect(server.url.clone()).await.unwrap();
     let list = create_bench_list(&admin).await;
     let rss_before = server.rss_kib();
-    let chans = channels(&server.url, connections).await;
-    // Each watcher counts its arrival on the revision's counter; the one
-    // that completes the count stamps the time and wakes the writer. (One
-    // message per arrival to a collecting task cost the load generator a
-    // wake-up per watcher on the cores the server needs.)
+    // The watchers' client side is raw HTTP/2 (`raw_watch`): a tonic
+    // client costs about what the server does per event, and on this
+    // machine would share the limit being measured.
     let arrivals = Arc::new(Arrivals::default());
-    let mut opened = Vec::new();
-    for i in 0..watchers {
-        let mut grpc = tonic::client::Grpc::new(chans[i % connections].clone());
-        let arrivals = arrivals.clone();
-        opened.push(tokio::spawn(async move {
-            grpc.ready().await.expect("channel ready");
-            // The load generator reads only what it measures (the
-            // revision) and skips the rest of each event unparsed, so
-            // its own cost, on the same machine, stays small.
-            let codec = tonic_prost::ProstCodec::<pb::WatchRequest, EventRevision>::default();
-            let request = pb::WatchRequest {
-                start: Some(pb::WatchStart { start: Some(Start::Now(true)) }),
-                ..Default::default()
-            };
-            let mut s = grpc
-                .server_streaming(
-                    tonic::Request::new(request),
-                    http::uri::PathAndQuery::from_static("/eligibility.v1.EligibilityService/Watch"),
-                    codec,
-                )
-                .await
-                .expect("watch")
-                .into_inner();
-            tokio::spawn(async move {
-                while let Some(Ok(ev)) = s.next().await {
-                    if let Some(cs) = ev.changeset {
-                        arrivals.arrived(cs.revision, watchers);
-                    }
-                }
-            });
-        }));
-    }
-    for o in opened {
-        o.await.unwrap();
+    let addr: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
+    for c in 0..connections {
+        let streams = watchers / connections + usize::from(c < watchers % connections);
+        raw_watch::open(addr, streams, watchers, arrivals.clone()).await;
     }
     // Let the server settle its per-watcher tasks before reading memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -416,7 +387,6 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
         (rss_watching.saturating_sub(rss_before)) as f64 / watchers as f64,
         server.rss_kib() / 1024,
     );
-    drop(chans);
     drop(admin);
     drop(server);
     let ceiling = fanout_ceiling(watchers, repeats, connections).await;
@@ -473,7 +443,7 @@ async fn fanout_ceiling(watchers: usize, repeats: usize, connections: usize) -> 
                 let mut seen = 0u64;
                 while let Some(Ok(_)) = s.next().await {
                     seen += 1;
-                    arrivals.arrived(seen, watchers);
+                    arrivals.arrived(seen, 1, watchers);
                 }
             });
         }));
@@ -570,64 +540,6 @@ async fn ceiling_server(listen: std::net::SocketAddr, trigger: std::net::SocketA
         .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await
         .expect("ceiling server");
-}
-
-/// The part of an `eligibility.v1.WatchEvent` the fan-out measures: a
-/// changeset's revision (field 1 of the event, field 1 of the changeset);
-/// everything else is skipped by length.
-#[derive(Clone, PartialEq, prost::Message)]
-struct EventRevision {
-    #[prost(message, optional, tag = "1")]
-    changeset: Option<Revisioned>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Revisioned {
-    #[prost(uint64, tag = "1")]
-    revision: u64,
-}
-
-/// Per revision, how many watchers have it and when the last one did.
-#[derive(Default)]
-struct Arrivals {
-    state: std::sync::Mutex<std::collections::HashMap<u64, (usize, Option<Instant>)>>,
-    done: tokio::sync::Notify,
-}
-
-impl Arrivals {
-    /// Counts one watcher's arrival of `revision`; the `expected`-th stamps
-    /// the time.
-    fn arrived(&self, revision: u64, expected: usize) {
-        let mut state = self.state.lock().unwrap();
-        let entry = state.entry(revision).or_default();
-        entry.0 += 1;
-        if entry.0 == expected {
-            entry.1 = Some(Instant::now());
-            drop(state);
-            self.done.notify_waiters();
-        }
-    }
-
-    /// When the last of `expected` watchers had `revision` (panics after
-    /// 30 s, saying how many had it).
-    async fn last_of(&self, revision: u64, expected: usize) -> Instant {
-        let wait = async {
-            loop {
-                let notified = self.done.notified();
-                if let Some(at) = self.state.lock().unwrap().get(&revision).and_then(|e| e.1) {
-                    return at;
-                }
-                notified.await;
-            }
-        };
-        match tokio::time::timeout(Duration::from_secs(30), wait).await {
-            Ok(at) => at,
-            Err(_) => {
-                let got = self.state.lock().unwrap().get(&revision).map_or(0, |e| e.0);
-                panic!("only {got} of {expected} watchers had change {revision} within 30 s")
-            }
-        }
-    }
 }
 
 /// A throwaway Postgres database.
