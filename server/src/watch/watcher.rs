@@ -139,12 +139,15 @@ impl Watcher {
         Some(e)
     }
 
+    /// The server is shutting down, or the slow-consumer budget cut this
+    /// stream.
+    fn ended(&self) -> bool {
+        self.hub.is_closing() || self.consumer.as_ref().is_some_and(|c| c.is_cut())
+    }
+
     async fn prepare(&mut self) -> Option<Event> {
         loop {
-            if self.hub.is_closing() {
-                return None;
-            }
-            if self.consumer.as_ref().is_some_and(|c| c.is_cut()) {
+            if self.ended() {
                 // What is prepared is dropped: the client resumes after
                 // the last event it was sent.
                 self.out.clear();
@@ -179,8 +182,12 @@ impl Watcher {
             match tokio::task::coop::unconstrained(self.feed.recv()).await {
                 Ok(FeedItem::Changeset(item)) => {
                     // Straight out, not through `out`: a live watcher's
-                    // buffer stays unallocated.
+                    // buffer stays unallocated. (Unless the stream ended
+                    // while it waited, as at the top of the loop.)
                     if let Some(e) = self.take_live(item) {
+                        if self.ended() {
+                            return None;
+                        }
                         return Some(e);
                     }
                 }
