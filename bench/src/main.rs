@@ -13,6 +13,7 @@ use std::{
 };
 
 mod history;
+mod paced;
 mod raw_watch;
 mod unary;
 

@@ -79,22 +79,23 @@ impl Arrivals {
 }
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
-const WINDOW_UPDATE: u8 = 0x8;
-const END_STREAM: u8 = 0x1;
-const ACK: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
+pub const DATA: u8 = 0x0;
+pub const HEADERS: u8 = 0x1;
+pub const RST_STREAM: u8 = 0x3;
+pub const SETTINGS: u8 = 0x4;
+pub const PING: u8 = 0x6;
+pub const GOAWAY: u8 = 0x7;
+pub const WINDOW_UPDATE: u8 = 0x8;
+pub const END_STREAM: u8 = 0x1;
+pub const ACK: u8 = 0x1;
+pub const END_HEADERS: u8 = 0x4;
 /// The largest window HTTP/2 allows.
 const MAX_WINDOW: u32 = (1 << 31) - 1;
 /// The connection window is topped up once this much was read.
 const TOP_UP: u32 = 1 << 30;
 
-fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+/// Appends one HTTP/2 frame.
+pub fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
     out.extend_from_slice(&[kind, flags]);
     out.extend_from_slice(&stream.to_be_bytes());
@@ -111,6 +112,33 @@ fn literal(block: &mut Vec<u8>, name: &str, value: &str) {
     block.extend_from_slice(value.as_bytes());
 }
 
+/// What a client sends first: the preface, SETTINGS (no push; a stream
+/// window of 2^31 - 1, so no stream of ours waits for a WINDOW_UPDATE) and
+/// the connection window raised likewise.
+pub fn connection_preface() -> Vec<u8> {
+    let mut out = PREFACE.to_vec();
+    let mut settings = Vec::new();
+    settings.extend_from_slice(&[0, 2, 0, 0, 0, 0]);
+    settings.extend_from_slice(&[0, 4]);
+    settings.extend_from_slice(&MAX_WINDOW.to_be_bytes());
+    frame(&mut out, SETTINGS, 0, 0, &settings);
+    frame(&mut out, WINDOW_UPDATE, 0, 0, &(MAX_WINDOW - 65_535).to_be_bytes());
+    out
+}
+
+/// The HPACK block of a gRPC call's request headers (the same for every
+/// call to `path`).
+pub fn request_headers(addr: SocketAddr, path: &str) -> Vec<u8> {
+    let mut block = Vec::new();
+    literal(&mut block, ":method", "POST");
+    literal(&mut block, ":scheme", "http");
+    literal(&mut block, ":path", path);
+    literal(&mut block, ":authority", &addr.to_string());
+    literal(&mut block, "content-type", "application/grpc");
+    literal(&mut block, "te", "trailers");
+    block
+}
+
 /// Opens `streams` Watch streams (starting now) on one connection and
 /// returns once the server answered every one with its response headers
 /// (the watcher is subscribed by then); a task then reads the connection
@@ -119,21 +147,8 @@ fn literal(block: &mut Vec<u8>, name: &str, value: &str) {
 pub async fn open(addr: SocketAddr, streams: usize, expected: usize, arrivals: Arc<Arrivals>) {
     let mut sock = TcpStream::connect(addr).await.expect("connect");
     sock.set_nodelay(true).unwrap();
-    let mut out = PREFACE.to_vec();
-    // SETTINGS: ENABLE_PUSH 0, INITIAL_WINDOW_SIZE 2^31 - 1.
-    let mut settings = Vec::new();
-    settings.extend_from_slice(&[0, 2, 0, 0, 0, 0]);
-    settings.extend_from_slice(&[0, 4]);
-    settings.extend_from_slice(&MAX_WINDOW.to_be_bytes());
-    frame(&mut out, SETTINGS, 0, 0, &settings);
-    frame(&mut out, WINDOW_UPDATE, 0, 0, &(MAX_WINDOW - 65_535).to_be_bytes());
-    let mut block = Vec::new();
-    literal(&mut block, ":method", "POST");
-    literal(&mut block, ":scheme", "http");
-    literal(&mut block, ":path", "/eligibility.v1.EligibilityService/Watch");
-    literal(&mut block, ":authority", &addr.to_string());
-    literal(&mut block, "content-type", "application/grpc");
-    literal(&mut block, "te", "trailers");
+    let mut out = connection_preface();
+    let block = request_headers(addr, "/eligibility.v1.EligibilityService/Watch");
     // WatchRequest { start: WatchStart { now: true } }, gRPC-framed.
     let request: &[u8] = &[0, 0, 0, 0, 4, 0x0a, 2, 0x10, 1];
     for i in 0..streams {

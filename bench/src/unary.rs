@@ -21,7 +21,7 @@ use bytes::Bytes;
 use eligibility::proto::v1 as pb;
 use prost::Message;
 
-use crate::{ServerProcess, cpu_secs};
+use crate::{ServerProcess, cpu_secs, paced::Paced};
 
 /// A call the generator makes, encoded once.
 struct Call {
@@ -194,69 +194,16 @@ pub async fn unary(bin: &std::path::PathBuf, dur: Duration, rounds: usize, conne
     }
 }
 
-/// Latencies of one open-loop run: from each request's scheduled send
-/// time to its answer's end, and the generator's own pacing error (actual
-/// send minus scheduled), in microseconds.
-struct OpenLoop {
-    latency: Vec<f64>,
-    pacing: Vec<f64>,
-}
-
-/// Sends `call` at `rate` per second for `dur`, whatever the answers do
-/// (open loop: a slow answer does not delay the next send, so queueing
-/// shows in the latencies). The pacer yields to the runtime between sends
-/// instead of sleeping (tokio's timer has 1 ms resolution), so its error is
-/// a scheduling round, and is measured.
-async fn open_loop(
-    conns: &[h2::client::SendRequest<Bytes>],
-    addr: SocketAddr,
-    call: &Call,
-    rate: f64,
-    dur: Duration,
-) -> OpenLoop {
-    let uri: http::Uri = format!("http://{addr}{}", call.path).parse().unwrap();
-    let n = (rate * dur.as_secs_f64()) as usize;
-    let interval = Duration::from_secs_f64(1.0 / rate);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, f64)>();
-    let start = Instant::now() + Duration::from_millis(10);
-    for i in 0..n {
-        let scheduled = start + interval.mul_f64(i as f64);
-        while Instant::now() < scheduled {
-            tokio::task::yield_now().await;
-        }
-        // Sent here, in the pacer (sending is synchronous in h2: the
-        // frames are queued for the connection's task), so the send time
-        // is the pacer's; only the wait for the answer is a task.
-        let mut conn = conns[i % conns.len()].clone().ready().await.expect("connection");
-        let sent = Instant::now();
-        let resp = send(&mut conn, &uri, &call.frame);
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            answered(resp).await;
-            let done = Instant::now();
-            let _ = tx.send(((done - scheduled).as_secs_f64() * 1e6, (sent - scheduled).as_secs_f64() * 1e6));
-        });
-    }
-    drop(tx);
-    let mut out = OpenLoop { latency: Vec::with_capacity(n), pacing: Vec::with_capacity(n) };
-    while let Some((l, p)) = rx.recv().await {
-        out.latency.push(l);
-        out.pacing.push(p);
-    }
-    out.latency.sort_by(f64::total_cmp);
-    out.pacing.sort_by(f64::total_cmp);
-    out
-}
-
 fn quantile(v: &[f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Latency at half of the health check's maximum rate, open loop: health,
-/// Check CN and Check MX at the same offered rate, in alternating rounds.
-/// The pacing error is printed beside the latencies: unless it is far
-/// below them, the generator, not the server, made them (as of session 4
-/// it is not: p50 0.36 ms, p99 3.2 ms at ~32 000 sends/s on one core).
+/// Check CN and Check MX at the same offered rate, in alternating rounds,
+/// sent by the busy-polling generator (`paced`). The pacing error is
+/// printed beside the latencies: unless it is far below them, the
+/// generator, not the server, made them (the tokio pacer used until
+/// session 6 had p50 0.36 ms, p99 3.2 ms at ~32 000 sends/s on one core).
 pub async fn latency(bin: &std::path::PathBuf, dur: Duration, rounds: usize, connections: usize) {
     let server = ServerProcess::start_with(bin, &["--demo"]).await;
     let addr: SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
@@ -268,11 +215,25 @@ pub async fn latency(bin: &std::path::PathBuf, dur: Duration, rounds: usize, con
     }
     let max = measure(&conns, addr, &calls[0], 16, Duration::from_secs(2)).await;
     let rate = (max / 2.0).round();
-    let mut all: Vec<OpenLoop> = kinds.iter().map(|_| OpenLoop { latency: Vec::new(), pacing: Vec::new() }).collect();
+    let mut all: Vec<Paced> = kinds.iter().map(|_| Paced { latency: Vec::new(), pacing: Vec::new() }).collect();
     for r in 0..rounds {
         for k in 0..kinds.len() {
             let i = (r + k) % kinds.len();
-            let got = open_loop(&conns, addr, &kinds[i], rate, dur).await;
+            let (path, frame) = (kinds[i].path, kinds[i].frame.clone());
+            let got =
+                tokio::task::spawn_blocking(move || crate::paced::run(addr, path, &frame, connections, rate, dur))
+                    .await
+                    .expect("the paced generator");
+            // Per round too: one stall of the machine shows as one bad
+            // round, not as the server's tail.
+            println!(
+                "  round {r} {:>9}: p50 {:>5.0} µs, p99 {:>6.0} µs, max {:>7.0} µs; pacing p99 {:>4.0} µs",
+                kinds[i].name,
+                quantile(&got.latency, 0.5),
+                quantile(&got.latency, 0.99),
+                got.latency.last().copied().unwrap_or_default(),
+                quantile(&got.pacing, 0.99)
+            );
             all[i].latency.extend(got.latency);
             all[i].pacing.extend(got.pacing);
         }
