@@ -131,13 +131,10 @@ pub fn run(addr: SocketAddr, path: &str, request: &[u8], connections: usize, rat
             let t = Instant::now();
             let mut at = 0;
             while c.buf.len() - at >= 9 {
-                let h = &c.buf[at..at + 9];
-                let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+                let (len, kind, flags, stream) = raw_watch::parse_header(&c.buf[at..at + 9]);
                 if c.buf.len() - at < 9 + len {
                     break;
                 }
-                let (kind, flags) = (h[3], h[4]);
-                let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
                 let payload = &c.buf[at + 9..at + 9 + len];
                 let req = (stream as usize).saturating_sub(1) / 2 * connections + ci;
                 match kind {

@@ -94,6 +94,12 @@ const MAX_WINDOW: u32 = (1 << 31) - 1;
 /// The connection window is topped up once this much was read.
 const TOP_UP: u32 = 1 << 30;
 
+/// A frame's 9-byte header: payload length, type, flags and stream id.
+pub fn parse_header(h: &[u8]) -> (usize, u8, u8, u32) {
+    let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+    (len, h[3], h[4], u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & MAX_WINDOW)
+}
+
 /// Appends one HTTP/2 frame.
 pub fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
@@ -183,10 +189,7 @@ impl Reader {
     /// server closes the connection: the run is over).
     async fn next_frame(&mut self, conn: &mut Connection) {
         self.fill(9).await;
-        let h = &self.buf[self.start..self.start + 9];
-        let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
-        let (kind, flags) = (h[3], h[4]);
-        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & MAX_WINDOW;
+        let (len, kind, flags, stream) = parse_header(&self.buf[self.start..self.start + 9]);
         self.fill(9 + len).await;
         let payload = &self.buf[self.start + 9..self.start + 9 + len];
         let mut reply = Vec::new();

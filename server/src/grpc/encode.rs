@@ -13,27 +13,36 @@ use prost::{
     encoding::{WireType, encode_key, encode_varint, encoded_len_varint},
 };
 
-use crate::reads::DecisionRef;
+use crate::snapshot::DecisionRef;
 
 /// Length of a length-delimited field `tag` carrying `len` bytes.
 fn delimited_len(tag: u32, len: usize) -> usize {
     prost::encoding::key_len(tag) + encoded_len_varint(len as u64) + len
 }
 
-fn put_delimited(tag: u32, bytes: &[u8], buf: &mut Vec<u8>) {
+fn put_delimited(tag: u32, bytes: &[u8], buf: &mut impl BufMut) {
     encode_key(tag, WireType::LengthDelimited, buf);
     encode_varint(bytes.len() as u64, buf);
     buf.put_slice(bytes);
 }
 
+/// Length of a string or bytes field (left out when empty, as prost does).
+fn bytes_len(tag: u32, b: &[u8]) -> usize {
+    if b.is_empty() { 0 } else { delimited_len(tag, b.len()) }
+}
+
+fn put_bytes(tag: u32, b: &[u8], buf: &mut impl BufMut) {
+    if !b.is_empty() {
+        put_delimited(tag, b, buf);
+    }
+}
+
 fn str_len(tag: u32, s: &str) -> usize {
-    if s.is_empty() { 0 } else { delimited_len(tag, s.len()) }
+    bytes_len(tag, s.as_bytes())
 }
 
 fn put_str(tag: u32, s: &str, buf: &mut Vec<u8>) {
-    if !s.is_empty() {
-        put_delimited(tag, s.as_bytes(), buf);
-    }
+    put_bytes(tag, s.as_bytes(), buf);
 }
 
 fn varint_len(tag: u32, v: u64) -> usize {
@@ -89,17 +98,16 @@ pub fn batch_check_frame(header: &pb::ResponseHeader, decisions: &[DecisionRef<'
     }
     let deciding = |i: usize| which[i].map(|j| encoded[j].1.as_slice());
     let header = header.encode_to_vec();
-    let mut len = delimited_len(1, header.len());
-    for (i, d) in decisions.iter().enumerate() {
-        len += delimited_len(2, decision_len(d, deciding(i)));
-    }
+    // Each decision's length, once: the total needs them, then each item's prefix.
+    let lens: Vec<usize> = decisions.iter().enumerate().map(|(i, d)| decision_len(d, deciding(i))).collect();
+    let len = delimited_len(1, header.len()) + lens.iter().map(|&l| delimited_len(2, l)).sum::<usize>();
     let mut buf = Vec::with_capacity(5 + len);
     buf.push(0);
     buf.put_u32(len as u32);
     put_delimited(1, &header, &mut buf);
     for (i, d) in decisions.iter().enumerate() {
         encode_key(2, WireType::LengthDelimited, &mut buf);
-        encode_varint(decision_len(d, deciding(i)) as u64, &mut buf);
+        encode_varint(lens[i] as u64, &mut buf);
         put_decision(d, deciding(i), &mut buf);
     }
     Bytes::from(buf)
@@ -120,8 +128,7 @@ pub(crate) struct BatchItems {
 
 impl BatchItems {
     fn item_len(list: &[u8], country: &[u8]) -> usize {
-        let field = |tag: u32, b: &[u8]| if b.is_empty() { 0 } else { delimited_len(tag, b.len()) };
-        field(1, list) + field(2, country)
+        bytes_len(1, list) + bytes_len(2, country)
     }
 }
 
@@ -130,13 +137,8 @@ impl Message for BatchItems {
         for (list, country) in &self.items {
             encode_key(1, WireType::LengthDelimited, buf);
             encode_varint(Self::item_len(list, country) as u64, buf);
-            for (tag, b) in [(1, list), (2, country)] {
-                if !b.is_empty() {
-                    encode_key(tag, WireType::LengthDelimited, buf);
-                    encode_varint(b.len() as u64, buf);
-                    buf.put_slice(b);
-                }
-            }
+            put_bytes(1, list, buf);
+            put_bytes(2, country, buf);
         }
         if let Some(p) = &self.point {
             prost::encoding::message::encode(2, p, buf);

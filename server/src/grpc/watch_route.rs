@@ -314,22 +314,18 @@ impl tower::Service<http::Request<Body>> for EligibilityRoute {
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        if req.uri().path() == WATCH_PATH {
-            let service = self.service.clone();
-            let max = self.max_decoding;
-            Box::pin(async move { Ok(watch(service, req, max).await) })
-        } else if req.uri().path() == CHECK_PATH {
-            let service = self.service.clone();
-            let max = self.max_decoding;
-            Box::pin(async move { Ok(check(service, req, max).await) })
-        } else if req.uri().path() == BATCH_PATH {
-            let service = self.service.clone();
-            let max = self.max_decoding;
-            Box::pin(async move { Ok(batch_check(service, req, max).await) })
-        } else {
+        if !Self::FRAMED_PATHS.contains(&req.uri().path()) {
             let mut generated = self.generated.clone();
-            Box::pin(async move { tower::Service::call(&mut generated, req).await })
+            return Box::pin(async move { tower::Service::call(&mut generated, req).await });
         }
+        let (service, max) = (self.service.clone(), self.max_decoding);
+        Box::pin(async move {
+            Ok(match req.uri().path() {
+                WATCH_PATH => watch(service, req, max).await,
+                CHECK_PATH => check(service, req, max).await,
+                _ => batch_check(service, req, max).await,
+            })
+        })
     }
 }
 

@@ -15,7 +15,7 @@ pub use self::filter::{Filter, present};
 use crate::{
     error::{Error, Result},
     model::{Changeset, ListMeta},
-    snapshot::{Decision, Event, ListState, Snapshot},
+    snapshot::{Decision, DecisionRef, Event, ListState, Snapshot},
 };
 
 /// Where an answer comes from: carried by every read response.
@@ -96,40 +96,6 @@ pub struct SnapshotList {
     pub removed: Vec<Member>,
 }
 
-/// A decision borrowed from the snapshot (see [`View::check_all_ref`]):
-/// the same fields as [`Decision`].
-#[derive(Clone, Copy, Debug)]
-pub struct DecisionRef<'a> {
-    /// The list.
-    pub list: &'a ListId,
-    /// The country.
-    pub country: Country,
-    /// May items of the list go to the country?
-    pub eligible: bool,
-    /// Why.
-    pub reason: crate::snapshot::DecisionReason,
-    /// The deciding change, if any change applies.
-    pub deciding: Option<&'a Event>,
-}
-
-impl DecisionRef<'_> {
-    /// Conditions attached to the membership ("" when none or not a member).
-    pub fn conditions(&self) -> &str {
-        crate::snapshot::membership_conditions(self.deciding)
-    }
-
-    /// The same decision, owned.
-    pub fn to_decision(&self) -> Decision {
-        Decision {
-            list: self.list.clone(),
-            country: self.country,
-            eligible: self.eligible,
-            reason: self.reason,
-            deciding: self.deciding.cloned(),
-        }
-    }
-}
-
 /// The registry at one resolved point: a snapshot, the transaction-time
 /// revision to evaluate at (at most the snapshot's head) and the valid
 /// time.
@@ -207,9 +173,7 @@ impl View {
                         (l, mode)
                     }
                 };
-                let deciding = l.deciding(*country, self.as_of, self.at);
-                let (eligible, reason) = eligibility::decide(mode, deciding.map(|e| e.action));
-                Ok(DecisionRef { list: &l.id, country: *country, eligible, reason, deciding })
+                Ok(l.decide(mode, *country, self.as_of, self.at))
             })
             .collect()
     }

@@ -173,19 +173,57 @@ impl Decision {
     }
 }
 
+/// A decision borrowed from the snapshot (see [`ListState::decide`]): the
+/// same fields as [`Decision`], with no reference count touched.
+#[derive(Clone, Copy, Debug)]
+pub struct DecisionRef<'a> {
+    /// The list.
+    pub list: &'a ListId,
+    /// The country.
+    pub country: Country,
+    /// May items of the list go to the country?
+    pub eligible: bool,
+    /// Why.
+    pub reason: DecisionReason,
+    /// The deciding change, if any change applies.
+    pub deciding: Option<&'a Event>,
+}
+
+impl DecisionRef<'_> {
+    /// Conditions attached to the membership ("" when none or not a member).
+    pub fn conditions(&self) -> &str {
+        membership_conditions(self.deciding)
+    }
+
+    /// The same decision, owned.
+    pub fn to_decision(&self) -> Decision {
+        Decision {
+            list: self.list.clone(),
+            country: self.country,
+            eligible: self.eligible,
+            reason: self.reason,
+            deciding: self.deciding.cloned(),
+        }
+    }
+}
+
 /// The conditions of a membership decided by `deciding` ("" when none, or
 /// when the deciding change is not an add).
-pub fn membership_conditions(deciding: Option<&Event>) -> &str {
+fn membership_conditions(deciding: Option<&Event>) -> &str {
     match deciding {
         Some(e) if e.action == EntryAction::Add => e.conditions(),
         _ => "",
     }
 }
 
-/// Decides (list, country) from the deciding event and the list mode.
-pub fn decide(list: &ListState, mode: ListMode, country: Country, deciding: Option<&Event>) -> Decision {
-    let (eligible, reason) = eligibility::decide(mode, deciding.map(|e| e.action));
-    Decision { list: list.id.clone(), country, eligible, reason, deciding: deciding.cloned() }
+impl ListState {
+    /// Decides `country` on this list at (as_of, at), the list being in
+    /// `mode` at `at` (a caller deciding many countries looks it up once).
+    pub fn decide(&self, mode: ListMode, country: Country, as_of: Timestamp, at: Revision) -> DecisionRef<'_> {
+        let deciding = self.deciding(country, as_of, at);
+        let (eligible, reason) = eligibility::decide(mode, deciding.map(|e| e.action));
+        DecisionRef { list: &self.id, country, eligible, reason, deciding }
+    }
 }
 
 /// The whole registry at one revision. Immutable; shared by `Arc`.
@@ -277,8 +315,7 @@ impl Snapshot {
     /// Decides (list, country) at (as_of, at).
     pub fn check(&self, list: &ListId, country: Country, as_of: Timestamp, at: Revision) -> Result<Decision, Error> {
         let l = self.list_at(list, at)?;
-        let mode = l.meta_at(at).mode;
-        Ok(decide(l, mode, country, l.deciding(country, as_of, at)))
+        Ok(l.decide(l.meta_at(at).mode, country, as_of, at).to_decision())
     }
 
     /// The next snapshot: this one with `cs` applied. `cs` must be the next
