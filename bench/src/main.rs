@@ -158,6 +158,16 @@ enum Cmd {
         /// Client connections the watchers are spread over.
         #[arg(long, default_value_t = 4)]
         connections: usize,
+        /// Skip the bare-tonic ceiling (for A/B runs of two server builds,
+        /// where the ratio to the transport is not the question).
+        #[arg(long)]
+        no_ceiling: bool,
+        /// The server runs under `valgrind --tool=callgrind
+        /// --instr-atstart=no` (`--server-bin` is a wrapper that execs it):
+        /// turn its instrumentation on for the changes only, so that the
+        /// count is the fan-out's alone (`bench/callgrind/fanout.sh`).
+        #[arg(long)]
+        callgrind: bool,
     },
     /// A history of many changesets, built through the store, then the
     /// server restarted on it: time to the first answer, RSS against the
@@ -264,6 +274,18 @@ impl ServerProcess {
         ServerProcess { child, url: format!("http://127.0.0.1:{port}"), _dir: dir }
     }
 
+    /// Runs `callgrind_control` with `args` on the server (the server
+    /// process is valgrind's: the wrapper execs it).
+    fn callgrind_control(&self, args: &[&str]) {
+        let status = Command::new("callgrind_control")
+            .args(args)
+            .arg(self.child.id().to_string())
+            .stdout(Stdio::null())
+            .status()
+            .expect("callgrind_control (from valgrind) runs");
+        assert!(status.success(), "callgrind_control {args:?} failed: is the server under callgrind?");
+    }
+
     /// CPU time (user + system) the server has used, in seconds.
     fn cpu_secs(&self) -> f64 {
         cpu_secs(&format!("/proc/{}/stat", self.child.id()))
@@ -341,7 +363,7 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usize) {
+async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usize, ceiling: bool, callgrind: bool) {
     let server = ServerProcess::start(bin).await;
     let admin = Client::connect(server.url.clone()).await.unwrap();
     let list = create_bench_list(&admin).await;
@@ -362,6 +384,9 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     let mut deliveries = Deliveries::default();
     let (server_cpu0, bench_cpu0) = (server.cpu_secs(), cpu_secs("/proc/self/stat"));
     let writes0 = server.write_syscalls();
+    if callgrind {
+        server.callgrind_control(&["--instr=on"]);
+    }
     for i in 0..repeats {
         let change = if i % 2 == 0 {
             EntryChange::add(&list, countries[i % 50])
@@ -372,6 +397,11 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
         let w = admin.apply(&[change], None, &WriteOptions::reason(format!("fanout {i}"))).await.unwrap();
         let acked = Instant::now();
         deliveries.record(t0, acked, arrivals.last_of(w.revision.0, watchers).await);
+    }
+    if callgrind {
+        // Dumped now: the process is killed, not stopped, at the end.
+        server.callgrind_control(&["--instr=off"]);
+        server.callgrind_control(&["--dump=fanout"]);
     }
     let (server_cpu, bench_cpu) = (server.cpu_secs() - server_cpu0, cpu_secs("/proc/self/stat") - bench_cpu0);
     println!(
@@ -390,6 +420,9 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     );
     drop(admin);
     drop(server);
+    if !ceiling {
+        return;
+    }
     let ceiling = fanout_ceiling(watchers, repeats, connections).await;
     let ratio = |p| deliveries.after_ack(p).as_secs_f64() / ceiling.after_ack(p).as_secs_f64();
     println!(
@@ -1028,7 +1061,7 @@ async fn run(cli: Cli) {
         Cmd::All { pg_admin_url } => {
             rpc(&bin, &[16, 64, 256], Duration::from_secs(3), 4, 5).await;
             for n in [1000, 10_000] {
-                fanout(&bin, n, 20, 4).await;
+                fanout(&bin, n, 20, 4, true, false).await;
             }
             // Fan-out again with the server and the load generator on
             // separate CPUs (this process's own threads cannot move once
@@ -1095,9 +1128,9 @@ async fn run(cli: Cli) {
         Cmd::History { changesets, changes, reason_len, keep } => {
             history::history(&bin, changesets, changes, reason_len, keep.as_deref()).await
         }
-        Cmd::Fanout { watchers, repeats, connections } => {
+        Cmd::Fanout { watchers, repeats, connections, no_ceiling, callgrind } => {
             for n in watchers {
-                fanout(&bin, n, repeats, connections).await;
+                fanout(&bin, n, repeats, connections, !no_ceiling && !callgrind, callgrind).await;
             }
         }
     }

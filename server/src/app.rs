@@ -13,7 +13,7 @@ use crate::{
     reads::View,
     registry::Registry,
     store::Store,
-    watch::{Event, EventStream, Hub, Origin, WatchConfig, WatchRequest},
+    watch::{Event, Hub, Origin, WatchConfig, WatchRequest},
     writes::Writer,
 };
 
@@ -61,7 +61,12 @@ impl App {
     }
 
     /// Opens a watch (see [`crate::watch::open`]).
-    pub async fn watch<T, F>(&self, req: WatchRequest, origin: Origin, present: F) -> Result<EventStream<T>>
+    pub async fn watch<T, F>(
+        &self,
+        req: WatchRequest,
+        origin: Origin,
+        present: F,
+    ) -> Result<impl futures_util::Stream<Item = T> + Send + use<T, F>>
     where
         T: Send + 'static,
         F: Fn(Event) -> T + Send + 'static,

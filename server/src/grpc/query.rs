@@ -13,7 +13,7 @@ use crate::{
     app::App,
     budget::Consumer,
     reads::{View, request},
-    watch::{Event, EventStream, Filter, Origin, Start, WatchRequest},
+    watch::{Event, Filter, Origin, Start, WatchRequest},
 };
 
 /// The read service.
@@ -68,15 +68,12 @@ impl EligibilityService {
     }
 }
 
-/// A Watch stream of `WatchEvent`s, each already a gRPC message frame.
-pub type EncodedStream = Pin<Box<dyn Stream<Item = bytes::Bytes> + Send>>;
-
-/// An open watch: its events, and its account on its connection (absent
-/// when the request came from no connection the server accepted, e.g. an
-/// embedder's own transport).
-pub struct Watching<T> {
+/// An open watch: its events (a stream of what the transport sends), and
+/// its account on its connection (absent when the request came from no
+/// connection the server accepted, e.g. an embedder's own transport).
+pub struct Watching<S> {
     /// The events, presented for the transport.
-    pub events: EventStream<T>,
+    pub events: S,
     /// The stream's account: the body counts what it hands over, and learns
     /// from it why the events ended and where the client resumes.
     pub consumer: Option<Arc<Consumer>>,
@@ -84,15 +81,22 @@ pub struct Watching<T> {
 
 impl EligibilityService {
     /// Opens a watch: converts the request and returns the stream of
-    /// framed events.
-    pub async fn open_watch(&self, req: Request<pb::WatchRequest>) -> Result<Watching<bytes::Bytes>, Status> {
+    /// `WatchEvent`s, each already a gRPC message frame.
+    pub async fn open_watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Watching<impl Stream<Item = bytes::Bytes> + Send + use<>>, Status> {
         self.watch_events(req, cv::watch_event_frame).await
     }
 
     /// Opens a watch whose events are presented by `present` (with the
     /// store id), for any transport: the request is converted and checked
     /// here, once.
-    pub async fn watch_events<T, F>(&self, req: Request<pb::WatchRequest>, present: F) -> Result<Watching<T>, Status>
+    pub async fn watch_events<T, F>(
+        &self,
+        req: Request<pb::WatchRequest>,
+        present: F,
+    ) -> Result<Watching<impl Stream<Item = T> + Send + use<T, F>>, Status>
     where
         T: Send + 'static,
         F: Fn(&Event, &str) -> T + Send + 'static,

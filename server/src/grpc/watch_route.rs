@@ -22,8 +22,13 @@ use http_body_util::BodyExt;
 use prost::Message;
 use tonic::{Request, Status, body::Body, server::NamedService};
 
-use super::query::{EligibilityService, EncodedStream, Watching};
-use crate::budget::Consumer;
+use futures_util::Stream;
+
+use super::query::{EligibilityService, Watching};
+use crate::{
+    budget::Consumer,
+    layers::metrics::{Tallied, Tally, TallyOffer},
+};
 
 const WATCH_PATH: &str = "/eligibility.v1.EligibilityService/Watch";
 
@@ -71,13 +76,20 @@ async fn read_request<M: Message + Default>(body: &mut Body, max: usize, name: &
     }
 }
 
-/// The response body of a Watch call: the stream's frames as they come,
-/// each counted on the connection's ledger; then, when the stream ends,
-/// `grpc-status: 0` (server shutdown) or `RESOURCE_EXHAUSTED` (the
-/// slow-consumer budget cut it).
-struct WatchBody {
-    events: Option<EncodedStream>,
-    consumer: Option<Arc<Consumer>>,
+pin_project_lite::pin_project! {
+    /// The response body of a Watch call: the stream's frames as they
+    /// come, each counted on the connection's ledger; then, when the stream
+    /// ends, `grpc-status: 0` (server shutdown) or `RESOURCE_EXHAUSTED` (the
+    /// slow-consumer budget cut it). The stream is held inline, not boxed:
+    /// the body is boxed once, as the response's, watcher and all.
+    struct WatchBody<S> {
+        #[pin]
+        events: Option<S>,
+        consumer: Option<Arc<Consumer>>,
+        // The call's record in the RPC metrics, kept here rather than by a
+        // wrapping body (see `TallyOffer`).
+        tally: Option<Tally>,
+    }
 }
 
 /// The status a cut stream ends with: resumable, and saying where from.
@@ -96,17 +108,18 @@ fn cut(consumer: &Consumer) -> Status {
     )
 }
 
-impl http_body::Body for WatchBody {
+impl<S: Stream<Item = Bytes>> http_body::Body for WatchBody<S> {
     type Data = Bytes;
     type Error = Status;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let Some(events) = self.events.as_mut() else {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let mut this = self.project();
+        let Some(events) = this.events.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        match events.as_mut().poll_next(cx) {
+        match events.poll_next(cx) {
             Poll::Ready(Some(frame)) => {
-                match &self.consumer {
+                match this.consumer {
                     Some(c) => {
                         c.handed(frame.len());
                         if c.wakes_writer() {
@@ -118,11 +131,14 @@ impl http_body::Body for WatchBody {
                 Poll::Ready(Some(Ok(Frame::data(frame))))
             }
             Poll::Ready(None) => {
-                self.events = None;
-                let status = match &self.consumer {
+                this.events.set(None);
+                let status = match this.consumer {
                     Some(c) if c.is_cut() => cut(c),
                     _ => Status::ok(""),
                 };
+                if let Some(t) = this.tally {
+                    t.finish(status.code());
+                }
                 let mut trailers = http::HeaderMap::new();
                 let _ = status.add_header(&mut trailers);
                 Poll::Ready(Some(Ok(Frame::trailers(trailers))))
@@ -169,17 +185,24 @@ fn end_turn() {
 
 /// Answers one Watch call.
 async fn watch(service: Arc<EligibilityService>, req: http::Request<Body>, max: usize) -> http::Response<Body> {
-    let (parts, mut body) = req.into_parts();
+    let (mut parts, mut body) = req.into_parts();
+    let offer = parts.extensions.remove::<TallyOffer>();
     let message = match read_request(&mut body, max, "WatchRequest").await {
         Ok(m) => m,
         Err(status) => return status.into_http(),
     };
     match service.open_watch(Request::from_http(http::Request::from_parts(parts, message))).await {
         Ok(Watching { events, consumer }) => {
-            // No error-mapping layer to poll through per event per watcher.
-            let body = crate::layers::unmapped(WatchBody { events: Some(events), consumer });
+            // No error-mapping layer to poll through per event per watcher,
+            // nor a metrics wrapper: one box around the whole watch.
+            let tally = offer.map(TallyOffer::accept);
+            let tallied = tally.is_some();
+            let body = crate::layers::unmapped(WatchBody { events: Some(events), consumer, tally });
             let mut resp = http::Response::new(body);
             resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
+            if tallied {
+                resp.extensions_mut().insert(Tallied);
+            }
             resp
         }
         Err(status) => status.into_http(),
@@ -422,15 +445,15 @@ mod tests {
     #[tokio::test]
     async fn the_body_sends_frames_as_they_are_then_an_ok_status() {
         let frames = vec![Bytes::from_static(b"\0\0\0\0\x01a"), Bytes::from_static(b"\0\0\0\0\x01b")];
-        let events: EncodedStream = Box::pin(tokio_stream::iter(frames.clone()));
-        let mut body = WatchBody { events: Some(events), consumer: None };
+        let events = tokio_stream::iter(frames.clone());
+        let mut body = std::pin::pin!(WatchBody { events: Some(events), consumer: None, tally: None });
         for want in frames {
             let frame = body.frame().await.unwrap().unwrap();
             assert_eq!(frame.into_data().unwrap(), want);
         }
         let trailers = body.frame().await.unwrap().unwrap().into_trailers().unwrap();
         assert_eq!(trailers.get("grpc-status").unwrap(), "0");
-        assert!(http_body::Body::is_end_stream(&body));
+        assert!(http_body::Body::is_end_stream(&*body));
         assert!(body.frame().await.is_none());
     }
 }

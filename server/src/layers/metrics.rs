@@ -45,7 +45,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         use tracing::Instrument;
         let method = method_label(req.method(), req.uri().path());
         let started = Instant::now();
@@ -55,15 +55,22 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let stream = super::is_stream(req.uri().path());
+        if stream {
+            req.extensions_mut().insert(TallyOffer { method, started });
+        }
         Box::pin(
             async move {
                 let resp = inner.call(req).await?;
+                if resp.extensions().get::<Tallied>().is_some() {
+                    // The body keeps its own tally.
+                    return Ok(resp);
+                }
                 match grpc_code(&resp) {
                     // A stream under way: counted, with its duration, by the
                     // status it ends with.
-                    Some(Code::Ok) | None if stream => {
-                        Ok(resp.map(|body| super::unmapped(Counted { inner: body, method, started, done: false })))
-                    }
+                    Some(Code::Ok) | None if stream => Ok(resp.map(|body| {
+                        super::unmapped(Counted { inner: body, tally: Tally { method, started, done: false } })
+                    })),
                     code => {
                         record(method, code.unwrap_or(Code::Ok), started);
                         Ok(resp)
@@ -120,22 +127,61 @@ fn grpc_code(resp: &http::Response<Body>) -> Option<Code> {
     }
 }
 
-/// A streaming response's body, recorded when it ends: with the status of
-/// its trailers, of its error, or CANCELLED when it is dropped before its
-/// end (the client went away).
-struct Counted {
-    inner: Body,
+/// A streaming call's record: its duration and status, recorded once,
+/// when the stream ends, or as CANCELLED when it is dropped before its end
+/// (the client went away).
+pub struct Tally {
     method: &'static str,
     started: Instant,
     done: bool,
 }
 
-impl Counted {
-    fn finish(&mut self, code: Code) {
+impl Tally {
+    /// Records the stream's end with `code` (the first call only).
+    pub fn finish(&mut self, code: Code) {
         if !std::mem::replace(&mut self.done, true) {
             record(self.method, code, self.started);
         }
     }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.finish(Code::Cancelled);
+    }
+}
+
+/// What the metrics layer puts in a streaming call's request extensions.
+/// A handler whose response body can keep the [`Tally`] itself takes it
+/// ([`TallyOffer::accept`]) and marks its response [`Tallied`]; the layer
+/// then leaves that body as it is. Any other stream is wrapped once more,
+/// in a body that reads its end from the frames it passes on: for the
+/// Watch stream, polled for every watcher on every change, that wrapper is
+/// one more allocation to reach per watcher.
+#[derive(Clone, Copy)]
+pub struct TallyOffer {
+    method: &'static str,
+    started: Instant,
+}
+
+impl TallyOffer {
+    /// The tally, for the response body to finish; the response must carry
+    /// [`Tallied`] in its extensions.
+    pub fn accept(self) -> Tally {
+        Tally { method: self.method, started: self.started, done: false }
+    }
+}
+
+/// Marks a response whose body keeps its own [`Tally`].
+#[derive(Clone, Copy)]
+pub struct Tallied;
+
+/// A streaming response's body, recorded when it ends: with the status of
+/// its trailers, of its error, or CANCELLED when it is dropped before its
+/// end.
+struct Counted {
+    inner: Body,
+    tally: Tally,
 }
 
 impl http_body::Body for Counted {
@@ -151,14 +197,14 @@ impl http_body::Body for Counted {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(trailers) = frame.trailers_ref() {
                     let code = trailers.get("grpc-status").map(|v| Code::from_bytes(v.as_bytes()));
-                    self.finish(code.unwrap_or(Code::Unknown));
+                    self.tally.finish(code.unwrap_or(Code::Unknown));
                 }
             }
             Poll::Ready(Some(Err(status))) => {
                 let code = status.code();
-                self.finish(code);
+                self.tally.finish(code);
             }
-            Poll::Ready(None) => self.finish(Code::Ok),
+            Poll::Ready(None) => self.tally.finish(Code::Ok),
             Poll::Pending => {}
         }
         polled
@@ -170,12 +216,6 @@ impl http_body::Body for Counted {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.finish(Code::Cancelled);
     }
 }
 

@@ -22,7 +22,7 @@ use eligibility::{Revision, Timestamp};
 
 pub use self::{
     hub::{Encoding, FeedItem, Hub, Published, WatchStats},
-    watcher::{EventStream, open},
+    watcher::open,
 };
 pub use crate::reads::{Filter, SnapshotList};
 

@@ -2,7 +2,14 @@
 //! behind, the registry's log) into events, with no task or channel of its
 //! own: the stream is driven by its reader.
 
-use std::{collections::VecDeque, pin::Pin, sync::Arc};
+use std::{
+    collections::VecDeque,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use futures_util::Stream;
 
 use eligibility::Revision;
 use tokio::sync::broadcast;
@@ -19,9 +26,6 @@ use crate::{
     snapshot::Snapshot,
 };
 
-/// A watch stream of `T`s (each event as the transport sends it).
-pub type EventStream<T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send>>;
-
 /// Opens a watch: validates the request (store id, lists, resume
 /// revision) and returns its stream of events, each turned into what the
 /// transport sends by `present` inside the stream (one layer fewer to
@@ -29,13 +33,19 @@ pub type EventStream<T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send>>;
 /// The stream ends when the server shuts down, or when the slow-consumer
 /// budget cuts it (the origin's consumer says so, and where to resume);
 /// dropping it (the client went away) releases the watcher's place.
+///
+/// The stream is returned unboxed, the watcher inside it: a transport that
+/// boxes its response body once holds the whole watch in one allocation.
+/// (One change polls every watcher's stream, and HTTP/2 polls each once
+/// more when its frame is written; with 100 000 watchers each level of
+/// boxing is a cache miss per watcher per poll.)
 pub async fn open<T, F>(
     registry: &Arc<Registry>,
     hub: &Arc<Hub>,
     req: WatchRequest,
     origin: Origin,
     present: F,
-) -> Result<EventStream<T>>
+) -> Result<impl Stream<Item = T> + Send + use<T, F>>
 where
     T: Send + 'static,
     F: Fn(Event) -> T + Send + 'static,
@@ -61,7 +71,6 @@ where
     let watcher = Watcher {
         registry: registry.clone(),
         hub,
-        feed,
         filter: req.filter,
         cursor: Revision::ZERO,
         owed: false,
@@ -72,17 +81,96 @@ where
         _admission: admission,
     };
     // The stream is driven by its reader (tonic polls it as the
-    // connection can take more): no task or channel per watcher. Boxed
-    // because `unfold` moves its state in and out for every event.
-    Ok(Box::pin(futures_util::stream::unfold((Box::new(watcher), present), |(mut w, present)| async move {
-        w.next().await.map(|e| (present(e), (w, present)))
-    })))
+    // connection can take more): no task or channel per watcher.
+    Ok(WatchStream { watcher, present, feed: Some(feed), waiting: None, wait: wait_for_feed })
+}
+
+/// What a wait on the live feed resolves to: the item (or why there is
+/// none), and the receiver back.
+type Received = (std::result::Result<FeedItem, broadcast::error::RecvError>, broadcast::Receiver<FeedItem>);
+
+/// Waits for the feed's next item, owning the receiver meanwhile (tokio's
+/// `recv` borrows it, and the stream cannot hold a borrow of itself).
+///
+/// Unconstrained: the Watch response body spends the task's budget after
+/// each event it hands to h2 (see `grpc::watch_route::end_turn`), and a
+/// budget-checked `recv` would answer Pending and schedule one more poll of
+/// every watcher just to register for the next change.
+fn wait_for_feed(mut feed: broadcast::Receiver<FeedItem>) -> impl Future<Output = Received> + Send {
+    tokio::task::coop::unconstrained(async move {
+        let item = feed.recv().await;
+        (item, feed)
+    })
+}
+
+pin_project_lite::pin_project! {
+    /// A watcher as a stream: the watcher's state, and, while it waits for
+    /// the live feed, that wait (which holds the receiver). All inline: no
+    /// allocation per watcher beyond the body that holds it, and nothing
+    /// moved per event but the receiver (two words).
+    struct WatchStream<F, W, R> {
+        watcher: Watcher,
+        present: F,
+        // The live feed's receiver, when no wait holds it.
+        feed: Option<broadcast::Receiver<FeedItem>>,
+        #[pin]
+        waiting: Option<R>,
+        // Makes a wait (`wait_for_feed`; a function item, zero-sized).
+        wait: W,
+    }
+}
+
+impl<T, F, W, R> Stream for WatchStream<F, W, R>
+where
+    F: Fn(Event) -> T,
+    W: Fn(broadcast::Receiver<FeedItem>) -> R,
+    R: Future<Output = Received>,
+{
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut this = self.project();
+        loop {
+            let mut received = None;
+            if let Some(wait) = this.waiting.as_mut().as_pin_mut() {
+                let (item, feed) = std::task::ready!(wait.poll(cx));
+                this.waiting.set(None);
+                *this.feed = Some(feed);
+                received = Some(item);
+            }
+            // (The receiver is here whenever no wait holds it.)
+            let Some(feed) = this.feed.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.watcher.step(feed, received) {
+                Step::Send(e) => {
+                    this.watcher.account(&e);
+                    return Poll::Ready(Some((this.present)(e)));
+                }
+                Step::End => return Poll::Ready(None),
+                Step::Wait => {
+                    if let Some(feed) = this.feed.take() {
+                        this.waiting.set(Some((this.wait)(feed)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a watcher does next.
+enum Step {
+    /// Send this event.
+    Send(Event),
+    /// Wait for the live feed.
+    Wait,
+    /// The stream is over (shutdown, or cut).
+    End,
 }
 
 struct Watcher {
     registry: Arc<Registry>,
     hub: Arc<Hub>,
-    feed: broadcast::Receiver<FeedItem>,
     filter: Filter,
     cursor: Revision,
     /// A revision was filtered out since the last event sent: a Progress is
@@ -126,17 +214,16 @@ impl Watcher {
         }
     }
 
-    /// The next event; `None` at shutdown, or once the stream was cut.
-    async fn next(&mut self) -> Option<Event> {
-        let e = self.prepare().await?;
+    /// Counts `e` on the stream's account as sent (where its client would
+    /// resume).
+    fn account(&self, e: &Event) {
         if let Some(c) = &self.consumer {
-            match &e {
+            match e {
                 Event::Changeset(p) => c.sent(p.changeset.revision.0),
                 Event::Progress(r) | Event::SnapshotEnd(r, _) => c.sent(r.0),
                 Event::SnapshotList(_) => {}
             }
         }
-        Some(e)
     }
 
     /// The server is shutting down, or the slow-consumer budget cut this
@@ -145,16 +232,36 @@ impl Watcher {
         self.hub.is_closing() || self.consumer.as_ref().is_some_and(|c| c.is_cut())
     }
 
-    async fn prepare(&mut self) -> Option<Event> {
+    /// The next step, given the live feed's receiver and what a wait on it
+    /// `received`, if the watcher was waiting.
+    fn step(
+        &mut self,
+        feed: &mut broadcast::Receiver<FeedItem>,
+        received: Option<std::result::Result<FeedItem, broadcast::error::RecvError>>,
+    ) -> Step {
+        use broadcast::error::{RecvError, TryRecvError};
+        if let Some(item) = received {
+            let item = match item {
+                Ok(item) => Some(item),
+                Err(RecvError::Closed) => return Step::End,
+                Err(RecvError::Lagged(skipped)) => {
+                    self.lagged(skipped);
+                    None
+                }
+            };
+            if let Some(step) = item.and_then(|item| self.take(item)) {
+                return step;
+            }
+        }
         loop {
             if self.ended() {
                 // What is prepared is dropped: the client resumes after
                 // the last event it was sent.
                 self.out.clear();
-                return None;
+                return Step::End;
             }
             if let Some(e) = self.out.pop_front() {
-                return Some(e);
+                return Step::Send(e);
             }
             if let Some(start) = self.start.take() {
                 self.begin(start);
@@ -169,37 +276,40 @@ impl Watcher {
                 continue;
             }
             // Live: take changesets from the feed in order.
-            if self.owed && self.feed.is_empty() {
+            match feed.try_recv() {
+                Ok(item) => {
+                    if let Some(step) = self.take(item) {
+                        return step;
+                    }
+                }
+                Err(TryRecvError::Empty) => {
+                    if std::mem::take(&mut self.owed) {
+                        self.quiet = false;
+                        return Step::Send(Event::Progress(self.cursor));
+                    }
+                    return Step::Wait;
+                }
+                Err(TryRecvError::Closed) => return Step::End,
+                Err(TryRecvError::Lagged(skipped)) => self.lagged(skipped),
+            }
+        }
+    }
+
+    /// An item from the live feed: what to do about it, if anything.
+    fn take(&mut self, item: FeedItem) -> Option<Step> {
+        match item {
+            FeedItem::Changeset(item) => {
+                // Straight out, not through `out`: a live watcher's buffer
+                // stays unallocated. (Unless the stream ended while it
+                // waited.)
+                let e = self.take_live(item)?;
+                Some(if self.ended() { Step::End } else { Step::Send(e) })
+            }
+            FeedItem::Tick => std::mem::replace(&mut self.quiet, true).then(|| {
                 self.owed = false;
-                self.quiet = false;
-                return Some(Event::Progress(self.cursor));
-            }
-            // Unconstrained: the Watch response body spends the task's
-            // budget after each event it hands to h2 (see
-            // `grpc::watch_route::end_turn`), and a budget-checked `recv`
-            // would answer Pending and schedule one more poll of every
-            // watcher just to register for the next change.
-            match tokio::task::coop::unconstrained(self.feed.recv()).await {
-                Ok(FeedItem::Changeset(item)) => {
-                    // Straight out, not through `out`: a live watcher's
-                    // buffer stays unallocated. (Unless the stream ended
-                    // while it waited, as at the top of the loop.)
-                    if let Some(e) = self.take_live(item) {
-                        if self.ended() {
-                            return None;
-                        }
-                        return Some(e);
-                    }
-                }
-                Ok(FeedItem::Tick) => {
-                    if std::mem::replace(&mut self.quiet, true) {
-                        self.owed = false;
-                        return Some(Event::Progress(self.cursor));
-                    }
-                }
-                Ok(FeedItem::Shutdown) | Err(broadcast::error::RecvError::Closed) => return None,
-                Err(broadcast::error::RecvError::Lagged(skipped)) => self.lagged(skipped),
-            }
+                Step::Send(Event::Progress(self.cursor))
+            }),
+            FeedItem::Shutdown => Some(Step::End),
         }
     }
 
