@@ -386,3 +386,76 @@ impl Watcher {
         self.send(Event::SnapshotEnd(view.revision(), view.as_of()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        task::{Context, Poll, Wake, Waker},
+    };
+
+    use futures_util::Stream;
+
+    use crate::{
+        app::App,
+        limits::Limits,
+        store::SqliteStore,
+        watch::{Event, Filter, Origin, Start, WatchConfig, WatchRequest},
+    };
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The states a watch stream passes through, polled by hand: waiting
+    /// (the receiver inside the wait), polled again with nothing new (the
+    /// transport does this after every frame it writes), woken by a
+    /// publish, then serving what is already queued without waiting, then
+    /// waiting again.
+    #[tokio::test]
+    async fn a_waiting_watcher_stays_registered_through_spurious_polls_and_is_woken_by_a_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let app = App::open(store, Limits::default(), WatchConfig::default()).await.unwrap();
+        let req = WatchRequest { start: Start::Now, filter: Filter::default(), store_id: None };
+        let stream = app.watch(req, Origin::default(), |e| e).await.unwrap();
+        let mut stream = std::pin::pin!(stream);
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let revision = |polled: Poll<Option<Event>>| match polled {
+            Poll::Ready(Some(Event::Changeset(p))) => p.changeset.revision.0,
+            other => panic!("expected a changeset, got {other:?}"),
+        };
+
+        for _ in 0..3 {
+            assert!(stream.as_mut().poll_next(&mut cx).is_pending());
+        }
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "woken with nothing published");
+
+        // The demo data: three changesets, revisions 1 to 3.
+        assert!(crate::demo::load(&app.writer, &app.registry).await.unwrap());
+        assert!(wakes.0.load(Ordering::SeqCst) >= 1, "not woken by the publish");
+        for want in 1..=3 {
+            assert_eq!(revision(stream.as_mut().poll_next(&mut cx)), want);
+        }
+        let before = wakes.0.load(Ordering::SeqCst);
+        assert!(stream.as_mut().poll_next(&mut cx).is_pending());
+        assert_eq!(wakes.0.load(Ordering::SeqCst), before);
+
+        // Waiting again, and woken again: the receiver came back from the
+        // first wait and went into the second.
+        app.shutdown();
+        assert!(wakes.0.load(Ordering::SeqCst) > before, "not woken by the shutdown");
+        assert!(matches!(stream.as_mut().poll_next(&mut cx), Poll::Ready(None)));
+    }
+}
