@@ -40,6 +40,8 @@ pub async fn nats_or_skip(test: &str) -> Option<async_nats::Client> {
 pub struct Relay {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    /// The threads reading its stdout and stderr into `log`.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Relay {
@@ -53,18 +55,19 @@ impl Relay {
             .spawn()
             .unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for pipe in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let kept = log.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
                     kept.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
-        Relay { child, log }
+        Relay { child, log, readers }
     }
 
     /// SIGKILL, no goodbye.
@@ -74,11 +77,16 @@ impl Relay {
     }
 
     /// Waits for the process to exit by itself (at most `within`); its
-    /// exit code.
+    /// exit code. Its whole log is read by then.
     pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
         let deadline = tokio::time::Instant::now() + within;
         while tokio::time::Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // Its last lines may still be in the pipes: the readers
+                // end at the pipes' end.
+                while self.readers.iter().any(|r| !r.is_finished()) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 return status.code();
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
