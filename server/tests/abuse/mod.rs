@@ -46,13 +46,19 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits (at most `within`) for the process to exit;
-    /// how long it took.
+    /// how long it took. Its whole log is read by then.
     pub async fn terminate(&mut self, within: Duration) -> Option<Duration> {
         let started = Instant::now();
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         while started.elapsed() < within {
             if self.child.try_wait().unwrap().is_some() {
-                return Some(started.elapsed());
+                let took = started.elapsed();
+                // Its last lines may still be in the pipes: each thread
+                // reading one holds a clone of the log until the pipe ends.
+                while Arc::strong_count(&self.log) > 1 && started.elapsed() < within {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                return Some(took);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
