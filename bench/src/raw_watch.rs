@@ -97,7 +97,8 @@ const TOP_UP: u32 = 1 << 30;
 /// A frame's 9-byte header: payload length, type, flags and stream id.
 pub fn parse_header(h: &[u8]) -> (usize, u8, u8, u32) {
     let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
-    (len, h[3], h[4], u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & MAX_WINDOW)
+    // (The stream id with its reserved high bit cleared.)
+    (len, h[3], h[4], u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff)
 }
 
 /// Appends one HTTP/2 frame.
@@ -279,14 +280,9 @@ impl Connection {
 
 /// A varint at the start of `b`, and its length.
 fn varint(b: &[u8]) -> Option<(u64, usize)> {
-    let mut v = 0u64;
-    for (i, byte) in b.iter().enumerate().take(10) {
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
+    let mut rest = b;
+    let v = prost::encoding::decode_varint(&mut rest).ok()?;
+    Some((v, b.len() - rest.len()))
 }
 
 /// Field 1 (varint) of field 1 (a message) of `msg`: a WatchEvent's
