@@ -444,6 +444,10 @@ pub mod web {
 }
 
 /// Reads the metrics endpoint at `addr` (retrying while it starts).
+///
+/// The recorder behind it is process-wide: every server in the test binary
+/// sets the same gauges. A test that scrapes must be the only test in its
+/// binary (`one_test_per_binary_that_reads_the_metrics` checks it).
 pub async fn scrape(addr: SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     for _ in 0..100 {
@@ -461,4 +465,34 @@ pub async fn scrape(addr: SocketAddr) -> String {
 /// The value of the first metrics sample whose line starts with `prefix`.
 pub fn metric(text: &str, prefix: &str) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find(|l| l.starts_with(prefix))?.rsplit(' ').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every test file that reads the process-wide metrics (by scraping an
+    /// endpoint) holds one test: another test's server in the same process
+    /// would set the same gauges while it reads them (a flaky
+    /// `eligibility_revision` assertion came from exactly that).
+    #[test]
+    fn one_test_per_binary_that_reads_the_metrics() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut checked = 0;
+        for dir in ["tests/tests", "server/tests", "client/tests", "relay/tests"] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                if !text.contains("scrape(") {
+                    continue;
+                }
+                checked += 1;
+                let tests = text.matches("#[tokio::test").count() + text.matches("#[test]").count();
+                assert_eq!(tests, 1, "{} reads the process-wide metrics but holds {tests} tests", path.display());
+            }
+        }
+        assert!(checked >= 4, "the metrics tests were not found ({checked})");
+    }
 }
