@@ -20,6 +20,18 @@ while health(b'', timeout=30) != SERVING:
 subprocess.run(["callgrind_control", "--instr=on", pid], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 if kind == "health":
     call, reqs = health, [b'']
+elif kind == "http-check":
+    # The HTTP/JSON twin of Check MX, on one kept-alive HTTP/1.1 connection.
+    import http.client
+    host, port = target.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    def call(path, timeout=None):
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            sys.exit(f"GET {path}: {resp.status} {body[:200]!r}")
+    reqs = ["/v1/lists/cyber/check/MX"]
 else:
     call = ch.unary_unary('/eligibility.v1.EligibilityService/Check', request_serializer=ident, response_deserializer=ident)
     # "check": FR, MX and CN in turn; "check-cn": never listed (the

@@ -9,6 +9,8 @@
 # venv that tests/interop/run.sh makes (grpcio).
 #
 #   cargo build --release --bin eligibility-server && bench/callgrind/run.sh [N]
+#
+# SERVER_BIN=path counts another build of the server (A/B comparisons).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 n="${1:-2000}"
@@ -24,7 +26,7 @@ instructions() { # kind calls -> total instructions of that server run
   data="$(mktemp -d -p "$out")"
   port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/$kind.cg" \
-    "$root/target/release/eligibility-server" --demo --listen "127.0.0.1:$port" --data-dir "$data" --log-level error \
+    "${SERVER_BIN:-$root/target/release/eligibility-server}" --demo --listen "127.0.0.1:$port" --data-dir "$data" --log-level error \
     2> "$out/$kind.err" &
   pid=$!
   "$venv/bin/python" "$root/bench/callgrind/calls.py" "127.0.0.1:$port" "$pid" "$kind" "$calls" > /dev/null
@@ -37,8 +39,10 @@ health=$(instructions health "$n")
 check=$(instructions check "$n")
 cn=$(instructions check-cn "$n")
 mx=$(instructions check-mx "$n")
-awk -v b="$base" -v h="$health" -v c="$check" -v cn="$cn" -v mx="$mx" -v n="$n" 'BEGIN {
+web=$(instructions http-check "$n")
+awk -v b="$base" -v h="$health" -v c="$check" -v cn="$cn" -v mx="$mx" -v web="$web" -v n="$n" 'BEGIN {
   hp = (h - b) / n; cp = (c - b) / n; cnp = (cn - b) / n; mxp = (mx - b) / n
   printf "server instructions per call (%d calls each): health %.0f, Check %.0f (FR, MX, CN in turn); Health/Check %.3f\n", n, hp, cp, hp / cp
   printf "  Check CN (never listed) %.0f, Health/CheckCN %.3f; Check MX (with its deciding change) %.0f, Health/CheckMX %.3f\n", cnp, hp / cnp, mxp, hp / mxp
+  printf "  HTTP GET /v1/lists/cyber/check/MX (HTTP/1.1, kept alive) %.0f\n", (web - b) / n
 }'

@@ -36,6 +36,7 @@ pub mod model;
 pub mod problem;
 pub mod reads;
 pub mod registry;
+pub mod routes;
 pub mod server;
 pub mod snapshot;
 pub mod startup;

@@ -24,7 +24,7 @@ use crate::{
     auth::Authenticator,
     error::{Error, Result},
     grpc::{
-        AdminService, EligibilityRoute, EligibilityService,
+        AdminService, EligibilityService, Framed,
         reflection::{Descriptors, ReflectionV1, ReflectionV1Alpha},
     },
     layers::{
@@ -32,6 +32,7 @@ use crate::{
         shortcut::ShortcutLayer,
     },
     lifecycle::Tasks,
+    routes::RouteLayer,
     store::{PgStore, SqliteStore, Store},
 };
 
@@ -97,7 +98,8 @@ pub async fn run(
             .map_err(|e| Error::Config(format!("cannot listen for metrics on {maddr}: {e}")))?;
         tasks.spawn("metrics", |stop| crate::exporter::serve(l, stop));
     }
-    let eligibility = EligibilityRoute::new(EligibilityService::new(app.clone()), config.limits.max_message_bytes);
+    let eligibility = Arc::new(EligibilityService::new(app.clone()));
+    let max_message = config.limits.max_message_bytes;
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &config.tls {
         builder = builder
@@ -117,9 +119,14 @@ pub async fn run(
         .http2_max_local_error_reset_streams(Some(http2.max_local_error_reset_streams))
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .timeout(limits.request_timeout)
-        .layer(layers(auth.clone(), config, app.shutdown_token().clone(), eligibility.clone()));
+        .layer(layers(
+            auth.clone(),
+            config,
+            app.shutdown_token().clone(),
+            Framed::new(eligibility.clone(), max_message),
+        ));
     let console = crate::console::router(app.clone(), auth.clone(), config.console);
-    let router = routes(builder, &app, console, eligibility).await?;
+    let router = routes(builder, &app, console, eligibility, max_message).await?;
     tracing::info!(addr = ?addr, tls = config.tls.is_some(), mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), auth = auth.enabled(), "serving eligibility.v1");
     tasks.spawn("activator", |stop| app.writer.clone().run_activator(stop));
     tasks.spawn("ticker", |stop| app.hub.clone().run_ticker(stop));
@@ -159,30 +166,30 @@ pub async fn run(
 
 /// The layers every surface shares, innermost first.
 type Layers = Stack<
-    ShortcutLayer<EligibilityRoute>,
-    Stack<LimitsLayer, Stack<AuthLayer, Stack<MetricsLayer, Stack<CorsLayer, Stack<WebLayer, Identity>>>>>,
+    ShortcutLayer<Framed>,
+    Stack<
+        LimitsLayer,
+        Stack<AuthLayer, Stack<MetricsLayer, Stack<CorsLayer, Stack<WebLayer, Stack<RouteLayer, Identity>>>>>,
+    >,
 >;
 
-/// The layers every surface shares: gRPC-Web translation outermost (a
+/// The layers every surface shares: the route resolved once, outermost
+/// (every other layer reads it); gRPC-Web translation (a
 /// gRPC-Web client gets every answer, refusals included, in its framing),
 /// then CORS (a browser's preflight carries no credentials), metrics and
 /// tracing (they see refusals too), authentication and authorization, the
 /// limits, and innermost the eligibility service's framed methods, which
 /// skip the router.
-fn layers(
-    auth: Arc<Authenticator>,
-    config: &Config,
-    shutdown: crate::lifecycle::Shutdown,
-    eligibility: EligibilityRoute,
-) -> Layers {
+fn layers(auth: Arc<Authenticator>, config: &Config, shutdown: crate::lifecycle::Shutdown, framed: Framed) -> Layers {
     let limits = &config.limits;
     tower::ServiceBuilder::new()
+        .layer(RouteLayer)
         .layer(WebLayer)
         .layer(CorsLayer::new(config.cors_allowed_origins.clone()))
         .layer(MetricsLayer)
         .layer(AuthLayer::new(auth))
         .layer(LimitsLayer::new(limits.max_concurrent_requests, limits.max_message_bytes, shutdown))
-        .layer(ShortcutLayer::new(eligibility, EligibilityRoute::FRAMED_PATHS))
+        .layer(ShortcutLayer::new(framed))
         .into_inner()
 }
 
@@ -191,9 +198,9 @@ async fn routes<L: Clone>(
     mut builder: tonic::transport::Server<L>,
     app: &Arc<App>,
     console: axum::Router,
-    eligibility: EligibilityRoute,
+    eligibility: Arc<EligibilityService>,
+    max_msg: usize,
 ) -> Result<Router<L>> {
-    let max_msg = eligibility.max_decoding();
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<EligibilityServiceServer<EligibilityService>>().await;
     health.set_serving::<AdminServiceServer<AdminService>>().await;
@@ -209,7 +216,8 @@ async fn routes<L: Clone>(
         .add_service(health_service)
         .add_service(ServerReflectionServer::new(ReflectionV1(descriptors.clone())))
         .add_service(AlphaServer::new(ReflectionV1Alpha(descriptors)))
-        .add_service(eligibility)
+        // Its framed methods never get here (the shortcut layer takes them).
+        .add_service(EligibilityServiceServer::from_arc(eligibility).max_decoding_message_size(max_msg))
         .add_service(AdminServiceServer::new(AdminService::new(app.clone())).max_decoding_message_size(max_msg))
         .clone()
         .routes();

@@ -1,4 +1,4 @@
-//! The Check fast path (`grpc::EligibilityRoute`, framed like Watch) answers
+//! The Check fast path (`grpc::Framed`, framed like Watch) answers
 //! exactly what the generated service answers: for every country on the
 //! demo list at several points, the same bytes and the same status; a
 //! request that does not decode is INVALID_ARGUMENT.
@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use eligibility::proto::v1::{self as pb, eligibility_service_server::EligibilityServiceServer};
 use eligibility_e2e::TestServer;
-use eligibility_server::grpc::{EligibilityRoute, EligibilityService};
+use eligibility_server::grpc::{EligibilityService, Framed};
 use http_body_util::BodyExt;
 use prost::Message;
 use tonic::body::Body;
@@ -59,7 +59,7 @@ fn points(revision: u64) -> [pb::ReadPoint; 4] {
 async fn the_check_path_answers_what_the_generated_service_answers() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path(), true).await;
-    let mut fast = EligibilityRoute::new(EligibilityService::new(server.app.clone()), 1 << 20);
+    let mut fast = Framed::new(std::sync::Arc::new(EligibilityService::new(server.app.clone())), 1 << 20);
     let mut generated = EligibilityServiceServer::new(EligibilityService::new(server.app.clone()));
     let points = points(2);
     let mut compared = 0;
@@ -112,7 +112,7 @@ async fn the_batch_path_answers_what_the_generated_service_answers() {
     )
     .await
     .unwrap();
-    let mut fast = EligibilityRoute::new(EligibilityService::new(server.app.clone()), 1 << 20);
+    let mut fast = Framed::new(std::sync::Arc::new(EligibilityService::new(server.app.clone())), 1 << 20);
     let mut generated = EligibilityServiceServer::new(EligibilityService::new(server.app.clone()));
     let at = |t: &str| Some(eligibility::Timestamp::parse(t).unwrap().into());
     let points = points(3);

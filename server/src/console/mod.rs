@@ -40,8 +40,9 @@ use self::layout::Ctx;
 use crate::{
     app::App,
     auth::{Authenticator, Role},
-    layers::auth::{CONSOLE_ROUTES, Caller, SignIn},
+    layers::auth::{Caller, SignIn},
     reads::View,
+    routes::{self, Op, Page, Surface},
 };
 
 /// An answer given before the page (a sign-in, a bad parameter), boxed:
@@ -55,26 +56,27 @@ struct Console {
     auth: Arc<Authenticator>,
 }
 
-/// The console's routes (see [`crate::layers::auth::CONSOLE_ROUTES`]);
-/// when `enabled` is false each answers 404 saying the console is off.
+/// The console's routes, from the route table
+/// ([`crate::routes::ROUTES`], surface `Console`); when `enabled` is false
+/// each answers 404 saying the console is off.
 pub fn router(app: Arc<App>, auth: Arc<Authenticator>, enabled: bool) -> Router {
-    if !enabled {
-        let off =
-            || async { text(StatusCode::NOT_FOUND, "the web console is turned off on this server (console = false)") };
-        // The same paths as the auth layer's table (its `{}` is a segment).
-        return CONSOLE_ROUTES
-            .iter()
-            .fold(Router::new(), |r, (path, _)| r.route(&path.replace("{}", "{segment}"), get(off)));
-    }
-    Router::new()
-        .route("/", get(index))
-        .route("/lists/{id}", get(list))
-        .route("/lists/{id}/diff", get(diff))
-        .route("/countries", get(country_lookup))
-        .route("/countries/{code}", get(country))
-        .route("/history", get(history))
-        .route("/console/assets/{name}", get(assets::serve))
-        .with_state(Console { app, auth })
+    let off =
+        || async { text(StatusCode::NOT_FOUND, "the web console is turned off on this server (console = false)") };
+    let pages = routes::of(Surface::Console).fold(Router::new(), |router, route| {
+        let endpoint = match (enabled, route.op) {
+            (false, _) => get(off),
+            (true, Op::Page(Page::Index)) => get(index),
+            (true, Op::Page(Page::List)) => get(list),
+            (true, Op::Page(Page::Diff)) => get(diff),
+            (true, Op::Page(Page::Countries)) => get(country_lookup),
+            (true, Op::Page(Page::Country)) => get(country),
+            (true, Op::Page(Page::History)) => get(history),
+            (true, Op::Asset) => get(assets::serve),
+            (true, op) => unreachable!("{op:?} is not a console operation (the route table's test checks)"),
+        };
+        router.route(route.path, endpoint)
+    });
+    pages.with_state(Console { app, auth })
 }
 
 impl Console {

@@ -1,12 +1,14 @@
-//! The fast paths of Watch and Check. Watch events are framed once (see
+//! The framed fast paths of Watch, Check and BatchCheck (the routes the
+//! table marks `framed`; the shortcut layer sends them here, past the
+//! router). Watch events are framed once (see
 //! [`crate::watch::Published`]) and every stream writes the same bytes: the
 //! response body hands the shared frame to HTTP/2 as it is, with no
 //! per-watcher encoding or copy. Check, the hottest unary call, is read
 //! whole and answered in one exact-size frame, without the generated
 //! server's per-call codec machinery (the answer is byte for byte the
 //! generated service's; `tests/tests/check_path.rs`). The wire format is
-//! exactly gRPC; only the server's work changes. Every other method goes
-//! to the generated service.
+//! exactly gRPC; only the server's work changes. Every other method of
+//! the service is the generated server's, in the router.
 
 use std::{
     convert::Infallible,
@@ -16,11 +18,11 @@ use std::{
 };
 
 use bytes::{Buf, Bytes, BytesMut};
-use eligibility::proto::v1::{self as pb, eligibility_service_server::EligibilityServiceServer};
+use eligibility::proto::v1 as pb;
 use http_body::Frame;
 use http_body_util::BodyExt;
 use prost::Message;
-use tonic::{Request, Status, body::Body, server::NamedService};
+use tonic::{Request, Status, body::Body};
 
 use futures_util::Stream;
 
@@ -28,9 +30,8 @@ use super::query::{EligibilityService, Watching};
 use crate::{
     budget::Consumer,
     layers::metrics::{Tallied, Tally, TallyOffer},
+    routes::{Op, Resolved},
 };
-
-const WATCH_PATH: &str = "/eligibility.v1.EligibilityService/Watch";
 
 /// Reads the one request message (`name`, e.g. `WatchRequest`) of a call:
 /// stops as soon as a whole message is in (a client need not half-close
@@ -209,9 +210,6 @@ async fn watch(service: Arc<EligibilityService>, req: http::Request<Body>, max: 
     }
 }
 
-const CHECK_PATH: &str = "/eligibility.v1.EligibilityService/Check";
-const BATCH_PATH: &str = "/eligibility.v1.EligibilityService/BatchCheck";
-
 /// A unary answer: its one message, then `grpc-status: 0`.
 struct UnaryBody {
     message: Option<Bytes>,
@@ -295,39 +293,22 @@ async fn batch_check(service: Arc<EligibilityService>, req: http::Request<Body>,
     }
 }
 
-/// `eligibility.v1.EligibilityService`: Watch and Check on framed paths
-/// of their own, the rest by the generated server.
+/// `eligibility.v1.EligibilityService`'s framed methods: Watch, Check and
+/// BatchCheck, chosen by the request's resolved route.
 #[derive(Clone)]
-pub struct EligibilityRoute {
-    generated: EligibilityServiceServer<EligibilityService>,
+pub struct Framed {
     service: Arc<EligibilityService>,
     max_decoding: usize,
 }
 
-impl EligibilityRoute {
-    /// The methods this route answers on framed paths of its own: the
-    /// server sends them here directly, past the router
-    /// ([`crate::layers::shortcut`]).
-    pub const FRAMED_PATHS: &'static [&'static str] = &[WATCH_PATH, CHECK_PATH, BATCH_PATH];
-
+impl Framed {
     /// Serves `service`, refusing requests larger than `max_decoding` bytes.
-    pub fn new(service: EligibilityService, max_decoding: usize) -> Self {
-        let service = Arc::new(service);
-        let generated = EligibilityServiceServer::from_arc(service.clone()).max_decoding_message_size(max_decoding);
-        EligibilityRoute { generated, service, max_decoding }
-    }
-
-    /// The largest request message it reads, in bytes.
-    pub fn max_decoding(&self) -> usize {
-        self.max_decoding
+    pub fn new(service: Arc<EligibilityService>, max_decoding: usize) -> Self {
+        Framed { service, max_decoding }
     }
 }
 
-impl NamedService for EligibilityRoute {
-    const NAME: &'static str = "eligibility.v1.EligibilityService";
-}
-
-impl tower::Service<http::Request<Body>> for EligibilityRoute {
+impl tower::Service<http::Request<Body>> for Framed {
     type Response = http::Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
@@ -337,16 +318,15 @@ impl tower::Service<http::Request<Body>> for EligibilityRoute {
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        if !Self::FRAMED_PATHS.contains(&req.uri().path()) {
-            let mut generated = self.generated.clone();
-            return Box::pin(async move { tower::Service::call(&mut generated, req).await });
-        }
         let (service, max) = (self.service.clone(), self.max_decoding);
+        let op = Resolved::of(&req).route().filter(|r| r.framed).map(|r| r.op);
         Box::pin(async move {
-            Ok(match req.uri().path() {
-                WATCH_PATH => watch(service, req, max).await,
-                CHECK_PATH => check(service, req, max).await,
-                _ => batch_check(service, req, max).await,
+            Ok(match op {
+                Some(Op::Watch) => watch(service, req, max).await,
+                Some(Op::Check) => check(service, req, max).await,
+                Some(Op::BatchCheck) => batch_check(service, req, max).await,
+                // The shortcut layer sends only framed routes here.
+                _ => Status::unimplemented(format!("{} has no framed path", req.uri().path())).into_http(),
             })
         })
     }

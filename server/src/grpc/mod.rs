@@ -4,10 +4,10 @@
 mod admin;
 pub mod convert;
 mod encode;
+mod framed;
 mod query;
 pub mod reflection;
-mod watch_route;
 
 pub use admin::AdminService;
+pub use framed::Framed;
 pub use query::EligibilityService;
-pub use watch_route::EligibilityRoute;

@@ -54,7 +54,7 @@ use std::sync::Arc;
 use axum::{
     Router,
     body::Body as AxumBody,
-    routing::{get, post},
+    routing::{MethodFilter, MethodRouter, on},
 };
 use http::{HeaderValue, Response, StatusCode, header};
 use tonic::Status;
@@ -64,6 +64,7 @@ pub use crate::problem::problem;
 use crate::{
     app::App,
     grpc::{AdminService, EligibilityService, convert::invalid},
+    routes::{self, Op, Route, Surface},
 };
 
 /// What the routes share.
@@ -74,26 +75,39 @@ pub(crate) struct Http {
     pub(crate) admin: Arc<AdminService>,
 }
 
-/// The HTTP/JSON routes (paths under `/v1/`; gRPC paths never start so).
+/// The HTTP/JSON routes (paths under `/v1/`; gRPC paths never start so),
+/// from the route table ([`crate::routes::ROUTES`], surface `Http`).
 pub fn router(app: Arc<App>) -> Router {
     let state = Http {
         query: Arc::new(EligibilityService::new(app.clone())),
         admin: Arc::new(AdminService::new(app.clone())),
         app,
     };
-    Router::new()
-        .route("/v1/lists", get(reads::list_lists).post(writes::create_list))
-        .route("/v1/lists/{list_id}", get(reads::get_list).patch(writes::update_list))
-        .route("/v1/lists/{list_id}/entries", get(reads::list_entries))
-        .route("/v1/lists/{list_id}/check/{country}", get(reads::check))
-        .route("/v1/check:batch", post(reads::batch_check))
-        .route("/v1/lists/{list_id}/history", get(reads::history))
-        .route("/v1/lists/{list_id}/diff", get(reads::diff))
-        .route("/v1/lists/{list_id}/members", axum::routing::put(writes::replace_members))
-        .route("/v1/changesets", post(writes::apply))
-        .route("/v1/watch", get(sse::watch))
-        .route("/v1/openapi.json", get(|| async { json(StatusCode::OK, &*openapi::DOCUMENT) }))
+    routes::of(Surface::Http)
+        .fold(Router::new(), |router, route| router.route(route.path, endpoint(route)))
         .with_state(state)
+}
+
+/// The handler of an HTTP route, on the route's verb.
+fn endpoint(route: &Route) -> MethodRouter<Http> {
+    let verb = MethodFilter::try_from(http::Method::from_bytes(route.verb.as_bytes()).unwrap_or(http::Method::GET))
+        .unwrap_or(MethodFilter::GET);
+    match route.op {
+        Op::ListLists => on(verb, reads::list_lists),
+        Op::CreateList => on(verb, writes::create_list),
+        Op::GetList => on(verb, reads::get_list),
+        Op::UpdateList => on(verb, writes::update_list),
+        Op::ListEntries => on(verb, reads::list_entries),
+        Op::Check => on(verb, reads::check),
+        Op::BatchCheck => on(verb, reads::batch_check),
+        Op::History => on(verb, reads::history),
+        Op::Diff => on(verb, reads::diff),
+        Op::ReplaceMembers => on(verb, writes::replace_members),
+        Op::Apply => on(verb, writes::apply),
+        Op::Watch => on(verb, sse::watch),
+        Op::OpenApi => on(verb, || async { json(StatusCode::OK, &*openapi::DOCUMENT) }),
+        op => unreachable!("{op:?} is not an HTTP operation (the route table's test checks)"),
+    }
 }
 
 /// A JSON answer.

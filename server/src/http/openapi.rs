@@ -3,8 +3,8 @@
 //! descriptors as the JSON mapping (proto3 canonical JSON: lowerCamelCase
 //! names, enums by name, 64-bit integers as strings, timestamps as RFC
 //! 3339), so the document cannot drift from what the routes answer; the
-//! paths come from the route table below, which a test holds against the
-//! routes the server serves.
+//! paths and their documentation come from the route table that the server
+//! routes, guards and counts by ([`crate::routes::ROUTES`]).
 
 use std::sync::LazyLock;
 
@@ -15,179 +15,16 @@ use prost_types::{
 };
 use serde_json::{Map, Value, json};
 
-/// One documented route.
-pub struct Route {
-    /// HTTP method (upper case).
-    pub method: &'static str,
-    /// Path template, `{name}` for a path parameter.
-    pub path: &'static str,
-    /// The RPC it answers.
-    pub rpc: &'static str,
-    /// What it does.
-    pub summary: &'static str,
-    /// Query parameters: name, schema type (`string`, `integer`,
-    /// `boolean`, `date-time`), repeatable.
-    pub query: &'static [(&'static str, &'static str, bool)],
-    /// The request body's message, if any.
-    pub body: Option<&'static str>,
-    /// The answer's message (`None`: an event stream).
-    pub answer: Option<&'static str>,
-}
-
-const POINT: &[(&str, &str, bool)] =
-    &[("as_of", "date-time", false), ("at_revision", "integer", false), ("min_revision", "integer", false)];
-
-/// Every route of the HTTP API.
-pub const ROUTES: &[Route] = &[
-    Route {
-        method: "GET",
-        path: "/v1/lists",
-        rpc: "ListLists",
-        summary: "Every list, with its mode and member count, at a read point",
-        query: POINT,
-        body: None,
-        answer: Some("ListListsResponse"),
-    },
-    Route {
-        method: "POST",
-        path: "/v1/lists",
-        rpc: "CreateList",
-        summary: "Create a list (admin)",
-        query: &[],
-        body: Some("CreateListRequest"),
-        answer: Some("WriteResponse"),
-    },
-    Route {
-        method: "GET",
-        path: "/v1/lists/{list_id}",
-        rpc: "GetList",
-        summary: "One list's metadata and member count at a read point",
-        query: POINT,
-        body: None,
-        answer: Some("GetListResponse"),
-    },
-    Route {
-        method: "PATCH",
-        path: "/v1/lists/{list_id}",
-        rpc: "UpdateList",
-        summary: "Change a list's metadata (admin)",
-        query: &[],
-        body: Some("UpdateListRequest"),
-        answer: Some("WriteResponse"),
-    },
-    Route {
-        method: "GET",
-        path: "/v1/lists/{list_id}/entries",
-        rpc: "ListEntries",
-        summary: "The members of a list at a read point, with their deciding change, paged",
-        query: &[
-            ("as_of", "date-time", false),
-            ("at_revision", "integer", false),
-            ("min_revision", "integer", false),
-            ("page_size", "integer", false),
-            ("page_token", "string", false),
-        ],
-        body: None,
-        answer: Some("ListEntriesResponse"),
-    },
-    Route {
-        method: "GET",
-        path: "/v1/lists/{list_id}/check/{country}",
-        rpc: "Check",
-        summary: "May COUNTRY receive items of LIST at a read point, and why?",
-        query: POINT,
-        body: None,
-        answer: Some("CheckResponse"),
-    },
-    Route {
-        method: "POST",
-        path: "/v1/check:batch",
-        rpc: "BatchCheck",
-        summary: "Many checks at one snapshot",
-        query: &[],
-        body: Some("BatchCheckRequest"),
-        answer: Some("BatchCheckResponse"),
-    },
-    Route {
-        method: "GET",
-        path: "/v1/lists/{list_id}/history",
-        rpc: "History",
-        summary: "The changesets that touched a list (or one country on it), in revision order, paged",
-        query: &[
-            ("country", "string", false),
-            ("at_revision", "integer", false),
-            ("page_size", "integer", false),
-            ("page_token", "string", false),
-        ],
-        body: None,
-        answer: Some("HistoryResponse"),
-    },
-    Route {
-        method: "GET",
-        path: "/v1/lists/{list_id}/diff",
-        rpc: "Diff",
-        summary: "Members added, removed and with changed conditions between two points",
-        query: &[
-            ("from", "date-time", false),
-            ("to", "date-time", false),
-            ("from_revision", "integer", false),
-            ("to_revision", "integer", false),
-        ],
-        body: None,
-        answer: Some("DiffResponse"),
-    },
-    Route {
-        method: "PUT",
-        path: "/v1/lists/{list_id}/members",
-        rpc: "ReplaceMembers",
-        summary: "Make a list's membership exactly this set (writer)",
-        query: &[],
-        body: Some("ReplaceMembersRequest"),
-        answer: Some("WriteResponse"),
-    },
-    Route {
-        method: "POST",
-        path: "/v1/changesets",
-        rpc: "Apply",
-        summary: "Record one changeset of entry changes (writer)",
-        query: &[],
-        body: Some("ApplyRequest"),
-        answer: Some("WriteResponse"),
-    },
-    Route {
-        method: "GET",
-        path: "/v1/watch",
-        rpc: "Watch",
-        summary: "The change stream as server-sent events (id = revision; resume with Last-Event-ID)",
-        query: &[
-            ("after_revision", "integer", false),
-            ("snapshot", "boolean", false),
-            ("list_id", "string", true),
-            ("country", "string", true),
-            ("store_id", "string", false),
-        ],
-        body: None,
-        answer: None,
-    },
-    Route {
-        method: "GET",
-        path: "/v1/openapi.json",
-        rpc: "OpenApi",
-        summary: "This document",
-        query: &[],
-        body: None,
-        answer: None,
-    },
-];
+use crate::routes::{self, Doc, Op, Route, Surface};
 
 /// The document, built once.
 pub static DOCUMENT: LazyLock<Value> = LazyLock::new(document);
 
 fn document() -> Value {
     let mut paths = Map::new();
-    for r in ROUTES {
-        let item = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
-        item[r.method.to_ascii_lowercase()] = operation(r);
+    for (route, doc) in documented() {
+        let item = paths.entry(route.path.to_owned()).or_insert_with(|| json!({}));
+        item[route.verb.to_ascii_lowercase()] = operation(route, doc);
     }
     let mut schemas = schemas();
     schemas.insert("Problem".into(), problem_schema());
@@ -207,8 +44,14 @@ fn document() -> Value {
     })
 }
 
-fn operation(r: &Route) -> Value {
-    let mut params: Vec<Value> = r
+/// The HTTP routes, with their documentation.
+fn documented() -> impl Iterator<Item = (&'static Route, &'static Doc)> {
+    routes::of(Surface::Http).filter_map(|r| r.doc.as_ref().map(|d| (r, d)))
+}
+
+fn operation(route: &Route, r: &Doc) -> Value {
+    let rpc = route.op.name();
+    let mut params: Vec<Value> = route
         .path
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -233,14 +76,14 @@ fn operation(r: &Route) -> Value {
             params.push(json!({ "name": header, "in": "header", "required": false, "schema": { "type": "string" } }));
         }
     }
-    if r.rpc == "Watch" {
+    if route.op == Op::Watch {
         params.push(json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string", "pattern": "^[0-9]+$" } }));
     }
-    let ok = match (r.answer, r.rpc) {
+    let ok = match (r.answer, route.op) {
         (Some(msg), _) => {
             json!({ "description": "The answer", "content": { "application/json": { "schema": reference(msg) } } })
         }
-        (None, "Watch") => json!({
+        (None, Op::Watch) => json!({
             "description": "Server-sent events: changeset, progress, snapshot_list, snapshot_end; each event's data is the JSON of the WatchEvent member it names (Changeset, Progress, SnapshotList, SnapshotEnd)",
             "content": { "text/event-stream": { "schema": {
                 "type": "object",
@@ -263,13 +106,13 @@ fn operation(r: &Route) -> Value {
     if r.answer.is_some() && r.body.is_none() {
         responses["304"] = json!({ "description": "Not modified since the ETag given in If-None-Match" });
     }
-    if r.query.iter().any(|(name, ..)| *name == "min_revision") || r.rpc == "BatchCheck" || r.body.is_some() {
+    if r.query.iter().any(|(name, ..)| *name == "min_revision") || route.op == Op::BatchCheck || r.body.is_some() {
         responses["503"] = json!({
             "description": "Not yet: this replica has not reached min_revision within the wait, or the store is unavailable; retry",
             "content": { "application/problem+json": { "schema": reference("Problem") } }
         });
     }
-    let mut op = json!({ "operationId": r.rpc, "summary": r.summary, "parameters": params, "responses": responses });
+    let mut op = json!({ "operationId": rpc, "summary": r.summary, "parameters": params, "responses": responses });
     if let Some(msg) = r.body {
         op["requestBody"] =
             json!({ "required": true, "content": { "application/json": { "schema": reference(msg) } } });
@@ -346,34 +189,22 @@ fn field_schema(kind: Type, type_name: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::auth::HTTP_ROUTES;
-
-    /// `/v1/lists/{list_id}` as the auth table writes it: `/v1/lists/{}`.
-    fn shape(path: &str) -> String {
-        path.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect::<Vec<_>>().join("/")
-    }
 
     #[test]
-    fn every_served_route_is_documented_and_every_documented_route_is_guarded() {
-        for (method, path, rpc, _) in HTTP_ROUTES {
-            assert!(
-                ROUTES.iter().any(|r| r.method == *method && shape(r.path) == *path && r.rpc == *rpc),
-                "{method} {path} ({rpc}) is guarded but not documented"
-            );
-        }
-        for r in ROUTES {
-            assert!(
-                HTTP_ROUTES.iter().any(|(m, p, rpc, _)| *m == r.method && *p == shape(r.path) && *rpc == r.rpc),
-                "{} {} is documented but not in the auth table",
-                r.method,
-                r.path
-            );
-            let op = &DOCUMENT["paths"][r.path][r.method.to_ascii_lowercase()];
-            assert_eq!(op["operationId"], r.rpc);
-            for msg in r.body.iter().chain(r.answer.iter()) {
+    fn every_served_route_is_documented() {
+        let mut n = 0;
+        for r in routes::of(Surface::Http) {
+            let doc = r.doc.as_ref().unwrap_or_else(|| panic!("{} {} is served but not documented", r.verb, r.path));
+            let op = &DOCUMENT["paths"][r.path][r.verb.to_ascii_lowercase()];
+            assert_eq!(op["operationId"], r.op.name());
+            for msg in doc.body.iter().chain(doc.answer.iter()) {
                 assert!(DOCUMENT["components"]["schemas"][*msg].is_object(), "{msg} has no schema");
             }
+            n += 1;
         }
+        let documented: usize =
+            DOCUMENT["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(documented, n, "the document has an operation for each HTTP route, and no other");
     }
 
     #[test]

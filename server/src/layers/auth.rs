@@ -17,92 +17,13 @@ use tonic::{Status, transport::server::TlsConnectInfo};
 
 use crate::auth::{AuthError, Authenticator, Principal, Role};
 
-/// Who may call a method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone, authenticated or not (health checks, reflection).
-    Public,
-    /// Callers with at least this role (reads with `reader` are open to
-    /// anonymous callers unless reads require authentication).
-    Role(Role),
-    /// A console page: authenticated as a read, but a caller who must
-    /// sign in first is handed on with [`SignIn`] (the page asks for a
-    /// token) instead of refused; a wrong token is still refused.
-    Page,
-}
-
-/// Every method served, with who may call it.
-pub const METHODS: &[(&str, Access)] = &[
-    ("/eligibility.v1.EligibilityService/Check", Access::Role(Role::Reader)),
-    ("/eligibility.v1.EligibilityService/BatchCheck", Access::Role(Role::Reader)),
-    ("/eligibility.v1.EligibilityService/ListEntries", Access::Role(Role::Reader)),
-    ("/eligibility.v1.EligibilityService/ListLists", Access::Role(Role::Reader)),
-    ("/eligibility.v1.EligibilityService/GetList", Access::Role(Role::Reader)),
-    ("/eligibility.v1.EligibilityService/History", Access::Role(Role::Reader)),
-    ("/eligibility.v1.EligibilityService/Diff", Access::Role(Role::Reader)),
-    ("/eligibility.v1.EligibilityService/Watch", Access::Role(Role::Reader)),
-    ("/eligibility.v1.AdminService/CreateList", Access::Role(Role::Admin)),
-    ("/eligibility.v1.AdminService/UpdateList", Access::Role(Role::Admin)),
-    ("/eligibility.v1.AdminService/Apply", Access::Role(Role::Writer)),
-    ("/eligibility.v1.AdminService/ReplaceMembers", Access::Role(Role::Writer)),
-    ("/grpc.health.v1.Health/Check", Access::Public),
-    ("/grpc.health.v1.Health/Watch", Access::Public),
-    ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Access::Public),
-    ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", Access::Public),
-];
-
-/// Every HTTP route served (method, path template with `{}` for one
-/// segment), with the RPC it answers (for messages) and who may call it.
-pub const HTTP_ROUTES: &[(&str, &str, &str, Access)] = &[
-    ("GET", "/v1/lists", "ListLists", Access::Role(Role::Reader)),
-    ("POST", "/v1/lists", "CreateList", Access::Role(Role::Admin)),
-    ("GET", "/v1/lists/{}", "GetList", Access::Role(Role::Reader)),
-    ("PATCH", "/v1/lists/{}", "UpdateList", Access::Role(Role::Admin)),
-    ("GET", "/v1/lists/{}/entries", "ListEntries", Access::Role(Role::Reader)),
-    ("GET", "/v1/lists/{}/check/{}", "Check", Access::Role(Role::Reader)),
-    ("POST", "/v1/check:batch", "BatchCheck", Access::Role(Role::Reader)),
-    ("GET", "/v1/lists/{}/history", "History", Access::Role(Role::Reader)),
-    ("GET", "/v1/lists/{}/diff", "Diff", Access::Role(Role::Reader)),
-    ("PUT", "/v1/lists/{}/members", "ReplaceMembers", Access::Role(Role::Writer)),
-    ("POST", "/v1/changesets", "Apply", Access::Role(Role::Writer)),
-    ("GET", "/v1/watch", "Watch", Access::Role(Role::Reader)),
-    ("GET", "/v1/openapi.json", "OpenApi", Access::Public),
-];
-
-/// Every console path (GET only; path template with `{}` for one
-/// segment), with who may call it.
-pub const CONSOLE_ROUTES: &[(&str, Access)] = &[
-    ("/", Access::Page),
-    ("/lists/{}", Access::Page),
-    ("/lists/{}/diff", Access::Page),
-    ("/countries", Access::Page),
-    ("/countries/{}", Access::Page),
-    ("/history", Access::Page),
-    ("/console/assets/{}", Access::Public),
-];
-
-/// The console route `path` is, if it is one.
-pub(crate) fn console_route(path: &str) -> Option<Access> {
-    CONSOLE_ROUTES.iter().find(|(t, _)| fits(t, path)).map(|(_, a)| *a)
-}
+pub use crate::routes::Access;
+use crate::routes::{Resolved, Route};
 
 /// Put in a console page request's extensions when reads need a token
 /// and the request carried none: why, for the page that asks for one.
 #[derive(Clone, Debug)]
 pub struct SignIn(pub String);
-
-/// Whether `path` fits `template` (`{}` stands for one non-empty segment).
-pub(crate) fn fits(template: &str, path: &str) -> bool {
-    let (mut t, mut p) = (template.split('/'), path.split('/'));
-    loop {
-        match (t.next(), p.next()) {
-            (None, None) => return true,
-            (Some("{}"), Some(seg)) if !seg.is_empty() => {}
-            (Some(a), Some(b)) if a == b => {}
-            _ => return false,
-        }
-    }
-}
 
 /// The authenticated caller of a request, put in the request's extensions
 /// by the layer. Absent (or `None` inside): anonymous, or authentication
@@ -127,19 +48,12 @@ impl From<Status> for Refused {
 #[derive(Clone)]
 pub struct AuthLayer {
     auth: Arc<Authenticator>,
-    methods: &'static [(&'static str, Access)],
-    routes: &'static [(&'static str, &'static str, &'static str, Access)],
 }
 
 impl AuthLayer {
-    /// Guards every method with [`METHODS`].
+    /// Guards every route with the access [`crate::routes::ROUTES`] gives it.
     pub fn new(auth: Arc<Authenticator>) -> Self {
-        Self::with_methods(auth, METHODS)
-    }
-
-    /// Guards with another table (tests).
-    pub fn with_methods(auth: Arc<Authenticator>, methods: &'static [(&'static str, Access)]) -> Self {
-        AuthLayer { auth, methods, routes: HTTP_ROUTES }
+        AuthLayer { auth }
     }
 }
 
@@ -161,49 +75,35 @@ impl AuthLayer {
     /// Decides a request: the caller to hand on, or the refusal; a console
     /// page whose caller must sign in first is handed on with [`SignIn`].
     fn admit<B>(&self, req: &http::Request<B>) -> Result<(Caller, Option<SignIn>), Refused> {
-        let path = req.uri().path();
-        let grpc = crate::problem::is_grpc(req.headers());
-        if let Some(access) = console_route(path).filter(|_| !grpc) {
-            if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
-                let verb = req.method().as_str();
-                return Err(Refused::Response(Box::new(crate::problem::method_not_allowed(verb, path, &["GET"]))));
+        let route: &Route = match Resolved::of(req) {
+            Resolved::Route(route) => route,
+            Resolved::WrongVerb(surface) => {
+                let (verb, path) = (req.method().as_str(), req.uri().path());
+                let allowed = crate::routes::verbs_on(surface, path);
+                return Err(Refused::Response(Box::new(crate::problem::method_not_allowed(verb, path, &allowed))));
             }
-            return match access {
-                Access::Page => match self.authenticate(req, Role::Reader, "the console") {
-                    Err(Refused::Status(s)) if s.code() == tonic::Code::Unauthenticated && !has_credentials(req) => {
-                        Ok((Caller(None), Some(SignIn(s.message().to_owned()))))
-                    }
-                    other => other.map(|c| (c, None)),
-                },
-                _ => Ok((Caller(None), None)),
-            };
-        }
-        let (method, access) = if grpc || !path.starts_with("/v1/") {
-            let Some((_, access)) = self.methods.iter().find(|(m, _)| *m == path) else {
-                return Err(Status::unimplemented(format!(
-                    "{path} is not a method of this server (it is not in the server's method table)"
-                ))
-                .into());
-            };
-            (path.rsplit('/').next().unwrap_or(path), *access)
-        } else {
-            let verb = req.method().as_str();
-            let mut same_path = self.routes.iter().filter(|(_, t, _, _)| fits(t, path)).peekable();
-            if same_path.peek().is_none() {
-                return Err(
-                    Status::not_found(format!("{path} is not a resource of this API (see /v1/openapi.json)")).into()
-                );
-            }
-            let allowed: Vec<&str> = same_path.clone().map(|(m, ..)| *m).collect();
-            match same_path.find(|(m, ..)| *m == verb) {
-                Some((_, _, rpc, access)) => (*rpc, *access),
-                None => {
-                    return Err(Refused::Response(Box::new(crate::problem::method_not_allowed(verb, path, &allowed))));
+            Resolved::Unknown => {
+                let path = req.uri().path();
+                return Err(if !crate::problem::is_grpc(req.headers()) && path.starts_with("/v1/") {
+                    Status::not_found(format!("{path} is not a resource of this API (see /v1/openapi.json)"))
+                } else {
+                    Status::unimplemented(format!(
+                        "{path} is not a method of this server (it is not in the server's method table)"
+                    ))
                 }
+                .into());
             }
         };
-        let Access::Role(needed) = access else { return Ok((Caller(None), None)) };
-        self.authenticate(req, needed, method).map(|c| (c, None))
+        match route.access {
+            Access::Public => Ok((Caller(None), None)),
+            Access::Role(needed) => self.authenticate(req, needed, route.op.name()).map(|c| (c, None)),
+            Access::Page => match self.authenticate(req, Role::Reader, route.op.name()) {
+                Err(Refused::Status(s)) if s.code() == tonic::Code::Unauthenticated && !has_credentials(req) => {
+                    Ok((Caller(None), Some(SignIn(s.message().to_owned()))))
+                }
+                other => other.map(|c| (c, None)),
+            },
+        }
     }
 
     /// Authenticates the caller of `req` and checks it has `needed`.
@@ -330,12 +230,26 @@ mod tests {
     }
 
     async fn call(layer: &AuthLayer, path: &str, token: Option<&str>) -> http::Response<tonic::body::Body> {
+        call_in(None, layer, path, token).await
+    }
+
+    /// A gRPC call, resolved against `table` (default: the served one).
+    async fn call_in(
+        table: Option<&'static [Route]>,
+        layer: &AuthLayer,
+        path: &str,
+        token: Option<&str>,
+    ) -> http::Response<tonic::body::Body> {
         let mut req =
             http::Request::builder().uri(format!("http://x{path}")).header("content-type", "application/grpc");
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        layer.layer(echo()).oneshot(req.body(()).unwrap()).await.unwrap()
+        let mut req = req.body(()).unwrap();
+        if let Some(table) = table {
+            req.extensions_mut().insert(crate::routes::resolve_in(table, &http::Method::POST, path, true));
+        }
+        layer.layer(echo()).oneshot(req).await.unwrap()
     }
 
     fn code(resp: &http::Response<tonic::body::Body>) -> Code {
@@ -345,12 +259,22 @@ mod tests {
     #[tokio::test]
     async fn a_method_is_refused_unless_the_table_names_it() {
         let (auth, _file) = authenticator();
-        static WITHOUT_APPLY: &[(&str, Access)] =
-            &[("/eligibility.v1.EligibilityService/Check", Access::Role(Role::Reader))];
-        let narrow = AuthLayer::with_methods(auth.clone(), WITHOUT_APPLY);
+        static WITHOUT_APPLY: &[Route] = &[crate::routes::grpc(
+            "/eligibility.v1.EligibilityService/Check",
+            crate::routes::Op::Check,
+            Access::Role(Role::Reader),
+            "Check",
+            crate::routes::Shape::Unary,
+        )];
+        let narrow = Some(WITHOUT_APPLY);
+        let layer = AuthLayer::new(auth.clone());
         let apply = "/eligibility.v1.AdminService/Apply";
-        assert_eq!(code(&call(&narrow, apply, Some("w")).await), Code::Unimplemented, "not in the table: refused");
-        assert_eq!(code(&call(&narrow, "/eligibility.v1.EligibilityService/Check", None).await), Code::Ok);
+        assert_eq!(
+            code(&call_in(narrow, &layer, apply, Some("w")).await),
+            Code::Unimplemented,
+            "not in the table: refused"
+        );
+        assert_eq!(code(&call_in(narrow, &layer, "/eligibility.v1.EligibilityService/Check", None).await), Code::Ok);
         // The served table names Apply: a writer passes, as itself.
         let full = AuthLayer::new(auth);
         let resp = call(&full, apply, Some("w")).await;

@@ -13,6 +13,12 @@ use futures_util::future::{Either, Ready, ready};
 use http::{HeaderValue, Method, StatusCode, header};
 use tonic::body::Body;
 
+/// The verbs a preflight is told it may use: the HTTP API's, from the
+/// route table (gRPC-Web is POST, which the API takes too).
+static ALLOW_METHODS: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+    HeaderValue::from_str(&crate::routes::http_verbs()).unwrap_or(HeaderValue::from_static("GET, POST, OPTIONS"))
+});
+
 /// Response headers a browser script may read.
 const EXPOSE: &str = "etag, grpc-status, grpc-message, grpc-status-details-bin, content-type";
 
@@ -91,7 +97,7 @@ fn preflight(origin: Option<&str>, headers: &http::HeaderMap) -> http::Response<
     let h = resp.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     h.insert(header::VARY, HeaderValue::from_static("origin"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS.clone());
     let asked = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,

@@ -19,7 +19,12 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use tonic::{Status, body::Body};
 
-use crate::{budget::Active, exporter::exhausted, lifecycle::Shutdown};
+use crate::{
+    budget::Active,
+    exporter::exhausted,
+    lifecycle::Shutdown,
+    routes::{Resolved, Shape},
+};
 
 /// Whether a request's body is gRPC-framed (a 5-byte prefix per message):
 /// gRPC, and binary gRPC-Web; not gRPC-Web's base64 text form, not JSON.
@@ -88,13 +93,13 @@ where
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         // Long-lived streams are limited elsewhere (watcher limits), not here.
-        let path = req.uri().path();
-        let stream = super::is_stream(path);
+        let shape = Resolved::of(&req).shape();
+        let stream = shape != Shape::Unary;
         // The change streams keep their connection busy themselves (their
         // `crate::budget::Consumer`) and end at shutdown, with no body layer
         // more to poll per event; other streams (health's Watch, reflection)
         // are wrapped to do both.
-        let wrap = stream && path != "/eligibility.v1.EligibilityService/Watch" && path != "/v1/watch";
+        let wrap = shape == Shape::Stream;
         let guard = if stream {
             InflightGuard(None)
         } else {

@@ -11,7 +11,10 @@ use std::{
 
 use tonic::{Code, body::Body};
 
-use crate::exporter::installed;
+use crate::{
+    exporter::installed,
+    routes::{ROUTES, Resolved, Shape},
+};
 
 /// See the module docs.
 #[derive(Clone, Default)]
@@ -47,14 +50,16 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         use tracing::Instrument;
-        let method = method_label(req.method(), req.uri().path());
+        let resolved = Resolved::of(&req);
+        let method = Method { label: resolved.label(), index: resolved.index() };
         let started = Instant::now();
-        let span = crate::telemetry::rpc_span(method, req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
+        let span =
+            crate::telemetry::rpc_span(method.label, req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
         // The inner service was made ready by poll_ready; keep that one and
         // leave a fresh clone behind (the tower pattern for Clone services).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let stream = super::is_stream(req.uri().path());
+        let stream = resolved.shape() != Shape::Unary;
         if stream {
             req.extensions_mut().insert(TallyOffer { method, started });
         }
@@ -85,8 +90,16 @@ where
 /// How many gRPC status codes there are (OK through UNAUTHENTICATED).
 const CODES: usize = Code::Unauthenticated as usize + 1;
 
-/// Metric handles per (method, code), resolved once each: no labelled
-/// lookup per call.
+/// A request's `method` label and the index of its route (its metric
+/// handles' place).
+#[derive(Clone, Copy)]
+struct Method {
+    label: &'static str,
+    index: usize,
+}
+
+/// Metric handles per (route, code), resolved once each: no labelled
+/// lookup per call. The last row is for requests no route names.
 struct Handles {
     counters: Vec<OnceLock<metrics::Counter>>,
     histograms: Vec<OnceLock<metrics::Histogram>>,
@@ -94,25 +107,26 @@ struct Handles {
 
 fn handles() -> &'static Handles {
     static H: OnceLock<Handles> = OnceLock::new();
+    let rows = ROUTES.len() + 1;
     H.get_or_init(|| Handles {
-        counters: (0..METHODS.len() * CODES).map(|_| OnceLock::new()).collect(),
-        histograms: (0..METHODS.len()).map(|_| OnceLock::new()).collect(),
+        counters: (0..rows * CODES).map(|_| OnceLock::new()).collect(),
+        histograms: (0..rows).map(|_| OnceLock::new()).collect(),
     })
 }
 
-fn record(method: &'static str, code: Code, started: Instant) {
+fn record(method: Method, code: Code, started: Instant) {
     if !installed() {
         return;
     }
-    let m = METHODS.iter().position(|k| *k == method).unwrap_or(METHODS.len() - 1);
+    let (label, m) = (method.label, method.index);
     let h = handles();
     h.counters[m * CODES + (code as usize).min(CODES - 1)]
         .get_or_init(
-            || metrics::counter!("eligibility_rpc_requests_total", "method" => method, "code" => crate::problem::code_name(code)),
+            || metrics::counter!("eligibility_rpc_requests_total", "method" => label, "code" => crate::problem::code_name(code)),
         )
         .increment(1);
     h.histograms[m]
-        .get_or_init(|| metrics::histogram!("eligibility_rpc_duration_seconds", "method" => method))
+        .get_or_init(|| metrics::histogram!("eligibility_rpc_duration_seconds", "method" => label))
         .record(started.elapsed().as_secs_f64());
 }
 
@@ -131,7 +145,7 @@ fn grpc_code(resp: &http::Response<Body>) -> Option<Code> {
 /// when the stream ends, or as CANCELLED when it is dropped before its end
 /// (the client went away).
 pub struct Tally {
-    method: &'static str,
+    method: Method,
     started: Instant,
     done: bool,
 }
@@ -160,7 +174,7 @@ impl Drop for Tally {
 /// one more allocation to reach per watcher.
 #[derive(Clone, Copy)]
 pub struct TallyOffer {
-    method: &'static str,
+    method: Method,
     started: Instant,
 }
 
@@ -217,66 +231,4 @@ impl http_body::Body for Counted {
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// The `method` label values: a bounded set (never the raw path).
-const METHODS: &[&str] = &[
-    "Check",
-    "BatchCheck",
-    "ListEntries",
-    "ListLists",
-    "GetList",
-    "History",
-    "Diff",
-    "Watch",
-    "CreateList",
-    "UpdateList",
-    "Apply",
-    "ReplaceMembers",
-    "ServerReflectionInfo",
-    "health.Check",
-    "health.Watch",
-    "http.Check",
-    "http.BatchCheck",
-    "http.ListEntries",
-    "http.ListLists",
-    "http.GetList",
-    "http.History",
-    "http.Diff",
-    "http.Watch",
-    "http.CreateList",
-    "http.UpdateList",
-    "http.Apply",
-    "http.ReplaceMembers",
-    "http.OpenApi",
-    "console.page",
-    "console.asset",
-    "other",
-];
-
-/// The label value of a request: the RPC's name; `http.` and the RPC's
-/// name for the HTTP/JSON routes.
-fn method_label(method: &http::Method, path: &str) -> &'static str {
-    match super::auth::console_route(path) {
-        Some(super::auth::Access::Page) => return "console.page",
-        Some(_) => return "console.asset",
-        None => {}
-    }
-    if path.starts_with("/v1/") {
-        let rpc = super::auth::HTTP_ROUTES
-            .iter()
-            .find(|(m, template, ..)| *m == method.as_str() && super::auth::fits(template, path))
-            .map(|(_, _, rpc, _)| *rpc);
-        return rpc
-            .and_then(|rpc| METHODS.iter().find(|k| k.strip_prefix("http.") == Some(rpc)))
-            .copied()
-            .unwrap_or("other");
-    }
-    let name = path.rsplit('/').next().unwrap_or("");
-    if path.starts_with("/grpc.health.v1.Health/") {
-        return if name == "Watch" { "health.Watch" } else { "health.Check" };
-    }
-    // Our methods' names are the labels (the "health." ones cannot match a
-    // bare method name).
-    METHODS.iter().find(|k| **k == name).copied().unwrap_or("other")
 }

@@ -8,25 +8,27 @@
 //! touch per event per watcher, which at 100 000 watchers are cache misses
 //! (BENCHMARKS.md, "Fan-out"). Which paths skip the router is the
 //! service's to say; every layer above still sees every call, and the
-//! answers are the same.
+//! answers are the same. Which requests skip it is the route table's
+//! `framed` flag, read from the request's resolved route.
 
 use std::task::{Context, Poll};
 
 use futures_util::future::Either;
 use tonic::body::Body;
 
-/// Sends the requests for `paths` to `route`, the rest to the inner
-/// service (the router).
+use crate::routes::Resolved;
+
+/// Sends the requests whose route is framed to `route`, the rest to the
+/// inner service (the router).
 #[derive(Clone)]
 pub struct ShortcutLayer<R> {
     route: R,
-    paths: &'static [&'static str],
 }
 
 impl<R> ShortcutLayer<R> {
-    /// Calls for any of `paths` (exact request paths) go to `route`.
-    pub fn new(route: R, paths: &'static [&'static str]) -> Self {
-        ShortcutLayer { route, paths }
+    /// Calls whose route is `framed` go to `route`.
+    pub fn new(route: R) -> Self {
+        ShortcutLayer { route }
     }
 }
 
@@ -34,7 +36,7 @@ impl<S, R: Clone> tower::Layer<S> for ShortcutLayer<R> {
     type Service = Shortcut<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Shortcut { inner, route: self.route.clone(), paths: self.paths }
+        Shortcut { inner, route: self.route.clone() }
     }
 }
 
@@ -43,7 +45,6 @@ impl<S, R: Clone> tower::Layer<S> for ShortcutLayer<R> {
 pub struct Shortcut<S, R> {
     inner: S,
     route: R,
-    paths: &'static [&'static str],
 }
 
 impl<S, R> tower::Service<http::Request<Body>> for Shortcut<S, R>
@@ -68,7 +69,7 @@ where
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         // The one made ready by poll_ready takes the call; a fresh clone
         // stays behind (tower's pattern for Clone services).
-        if self.paths.contains(&req.uri().path()) {
+        if Resolved::of(&req).route().is_some_and(|r| r.framed) {
             let clone = self.route.clone();
             Either::Left(std::mem::replace(&mut self.route, clone).call(req))
         } else {
@@ -97,18 +98,20 @@ mod tests {
     }
 
     async fn answered_by(path: &str) -> String {
-        let svc = ShortcutLayer::new(answering("route"), &["/p.S/Fast"]).layer(answering("router"));
-        let req = http::Request::builder().uri(path).body(Body::empty()).unwrap();
-        let resp = svc.oneshot(req).await.unwrap();
+        let svc = ShortcutLayer::new(answering("route")).layer(answering("router"));
+        let req = http::Request::builder().uri(path).header("content-type", "application/grpc");
+        let resp = svc.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
         resp.headers()["x-answered-by"].to_str().unwrap().to_owned()
     }
 
     #[tokio::test]
-    async fn listed_paths_go_to_the_route_and_the_rest_to_the_router() {
-        assert_eq!(answered_by("/p.S/Fast").await, "route");
-        assert_eq!(answered_by("/p.S/Slow").await, "router");
+    async fn framed_routes_go_to_the_route_and_the_rest_to_the_router() {
+        let fast = "/eligibility.v1.EligibilityService/Check";
+        assert_eq!(answered_by(fast).await, "route");
+        assert_eq!(answered_by("/eligibility.v1.EligibilityService/Watch").await, "route");
+        assert_eq!(answered_by("/eligibility.v1.EligibilityService/ListLists").await, "router");
         // Exact paths only: a prefix or a longer path is the router's.
-        assert_eq!(answered_by("/p.S/Fast/x").await, "router");
-        assert_eq!(answered_by("/p.S/Fas").await, "router");
+        assert_eq!(answered_by(&format!("{fast}/x")).await, "router");
+        assert_eq!(answered_by(&fast[..fast.len() - 1]).await, "router");
     }
 }
