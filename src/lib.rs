@@ -13,6 +13,8 @@ mod country;
 mod decision;
 pub mod error_info;
 mod list_id;
+#[cfg(feature = "process")]
+pub mod process;
 mod revision;
 mod time;
 

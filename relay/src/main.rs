@@ -88,21 +88,9 @@ async fn run(config: config::Config) -> Result<(), String> {
             Some(Err(e)) => Err(format!("a sink failed: {e}")),
             None => Ok(()),
         },
-        () = stop() => {
+        () = eligibility::process::shutdown_signal() => {
             tracing::info!("stopping");
             Ok(())
         }
-    }
-}
-
-/// SIGINT or SIGTERM.
-async fn stop() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(t) => t,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

@@ -1,57 +1,21 @@
 //! `eligibility-server`: resolves the configuration (flags > environment >
-//! `--config` file > defaults), binds, serves until SIGINT or SIGTERM.
+//! `--config` file > defaults), binds, serves until SIGINT or SIGTERM
+//! (`server::serve`: the same path the tests run); or runs a one-shot
+//! command (`token new`, `token hash`, `descriptor-set FILE`).
 
 use std::{io::Read, process::ExitCode};
 
-use eligibility_server::{auth, config::Settings, server, startup, telemetry};
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown requested; finishing in-flight calls");
-}
+use eligibility_server::{
+    auth,
+    config::{Command, Settings, TokenCommand},
+    server, telemetry,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let flags = Settings::from_cli();
-    if flags.new_token {
-        let token = auth::new_token();
-        println!("token:  {token}\nsha256: {}", auth::hash_token(&token));
-        return ExitCode::SUCCESS;
-    }
-    if let Some(path) = &flags.write_descriptor_set {
-        return match std::fs::write(path, eligibility::FILE_DESCRIPTOR_SET) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                ExitCode::from(2)
-            }
-        };
-    }
-    if flags.hash_token {
-        let mut token = String::new();
-        if std::io::stdin().read_to_string(&mut token).is_err() {
-            eprintln!("error: cannot read the token from stdin");
-            return ExitCode::from(2);
-        }
-        println!("{}", auth::hash_token(token.trim_end_matches(['\n', '\r'])));
-        return ExitCode::SUCCESS;
+    if let Some(command) = flags.one_shot() {
+        return one_shot(command);
     }
     let resolved = match flags.load_file().and_then(|file| flags.resolve(&file)) {
         Ok(r) => r,
@@ -76,6 +40,33 @@ async fn main() -> ExitCode {
     code
 }
 
+/// Does `command` and says how it went.
+fn one_shot(command: Command) -> ExitCode {
+    match command {
+        Command::Token(TokenCommand::New) => {
+            let token = auth::new_token();
+            println!("token:  {token}\nsha256: {}", auth::hash_token(&token));
+            ExitCode::SUCCESS
+        }
+        Command::Token(TokenCommand::Hash) => {
+            let mut token = String::new();
+            if std::io::stdin().read_to_string(&mut token).is_err() {
+                eprintln!("error: cannot read the token from stdin");
+                return ExitCode::from(2);
+            }
+            println!("{}", auth::hash_token(token.trim_end_matches(['\n', '\r'])));
+            ExitCode::SUCCESS
+        }
+        Command::DescriptorSet { file } => match std::fs::write(&file, eligibility::FILE_DESCRIPTOR_SET) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", file.display());
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
 async fn serve(resolved: eligibility_server::config::Resolved) -> ExitCode {
     // Bound first: while a long history loads, the port answers health
     // NOT_SERVING (and UNAVAILABLE to other calls), not a refused connection.
@@ -86,23 +77,11 @@ async fn serve(resolved: eligibility_server::config::Resolved) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let loading = startup::serve_while_loading(listener);
-    let opened = server::open(&resolved.config).await;
-    let listener = match loading.finish().await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot take the listener back from the loading server");
-            return ExitCode::FAILURE;
-        }
+    let stop = async {
+        eligibility::process::shutdown_signal().await;
+        tracing::info!("shutdown requested; finishing in-flight calls");
     };
-    let app = match opened {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the store");
-            return ExitCode::FAILURE;
-        }
-    };
-    match server::run(listener, app, &resolved.config, shutdown_signal()).await {
+    match server::serve(listener, &resolved.config, stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

@@ -1,6 +1,7 @@
-//! Serving: [`open`] loads the application from its store; [`run`] serves
-//! it on a bound listener, with its layers and background tasks, until a
-//! shutdown future completes.
+//! Serving, from bind to answer: [`serve`] (what the binary and the test
+//! harness run) answers `NOT_SERVING` while [`open`] loads the application
+//! from its store, then [`run`]s it on the same listener, with its layers
+//! and background tasks, until a shutdown future completes.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -36,9 +37,47 @@ use crate::{
     store::{PgStore, SqliteStore, Store},
 };
 
+/// Serves on `listener` from bind to answer until `shutdown` completes:
+/// while the store opens and the registry loads, the port answers health
+/// `NOT_SERVING` (see [`crate::startup`]); then it serves the registry
+/// ([`run`]). What the binary runs, and what the test harness runs.
+pub async fn serve(listener: TcpListener, config: &Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    start(listener, config).await?.run(config, shutdown).await
+}
+
+/// A loaded application with its listener, ready to [`Started::run`].
+pub struct Started {
+    /// The application (tests read its registry).
+    pub app: Arc<App>,
+    listener: TcpListener,
+}
+
+/// The first half of [`serve`]: answers `NOT_SERVING` on `listener` while
+/// the application opens, then takes the listener back.
+pub async fn start(listener: TcpListener, config: &Config) -> Result<Started> {
+    let loading = crate::startup::serve_while_loading(listener);
+    let opened = open(config).await;
+    let listener = loading
+        .finish()
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot take the listener back from the loading server: {e}")))?;
+    Ok(Started { app: opened?, listener })
+}
+
+impl Started {
+    /// Serves until `shutdown` completes (see [`run`]).
+    pub async fn run(self, config: &Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+        run(self.listener, self.app, config, shutdown).await
+    }
+}
+
 /// Opens the store and builds the application (loading demo data if
-/// asked).
+/// asked). The metrics recorder, if metrics are served, is installed
+/// first, so what the load sets (the revision) is recorded.
 pub async fn open(config: &Config) -> Result<Arc<App>> {
+    if config.metrics_listen.is_some() {
+        crate::exporter::handle();
+    }
     let store: Arc<dyn Store> = match &config.database_url {
         Some(url) => {
             Arc::new(PgStore::open(url, &config.postgres).await.map_err(|e| Error::Unavailable(e.to_string()))?)
@@ -71,9 +110,10 @@ fn release_load_memory() {
     }
 }
 
-/// Serves the gRPC API and its HTTP/JSON twin on `listener` until `shutdown` completes, then ends
-/// the watch streams, finishes in-flight calls, stops the background tasks
-/// and closes the store.
+/// Serves the gRPC API, gRPC-Web, the HTTP/JSON API and the console on
+/// `listener` until `shutdown` completes, then ends the watch streams,
+/// finishes in-flight calls (closing the connections still open when the
+/// drain time is up), stops the background tasks and closes the store.
 pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
@@ -81,23 +121,63 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
+    let auth = authenticator(config)?;
+    let mut tasks = Tasks::new(app.shutdown_token().clone());
+    serve_metrics(config, &mut tasks).await?;
+    let router = router(config, &app, &auth).await?;
+    tracing::info!(addr = ?addr, tls = config.tls.is_some(), mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), auth = auth.enabled(), "serving eligibility.v1");
+    start_background(&mut tasks, &app, &auth, config);
+    // TCP_NODELAY: without it, small responses wait on delayed ACKs (~40 ms
+    // per call on Linux).
+    let budget = crate::budget::Budget::new(config.budget.clone());
+    let incoming = crate::conns::guard(
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
+        config.connections.clone(),
+        budget.clone(),
+    );
+    // Watch streams never end on their own: they are ended when shutdown
+    // starts (the app's token), so the graceful drain does not wait on them.
+    let stopping = app.clone();
+    let started = async move {
+        shutdown.await;
+        tracing::info!("shutting down: ending watch streams, draining calls");
+        stopping.shutdown();
+    };
+    let served = drain(router.serve_with_incoming_shutdown(incoming, started), &app, &budget, config.connections.drain);
+    let result = served.await;
+    if result.is_err() {
+        // Serving failed before shutdown started: end the streams too.
+        app.shutdown();
+    }
+    tasks.join().await;
+    app.registry.store().close().await;
+    tracing::info!("server stopped");
+    result.map_err(|e| Error::Unavailable(format!("transport: {e}")))
+}
+
+/// Who calls: the tokens file and mTLS settings.
+fn authenticator(config: &Config) -> Result<Arc<Authenticator>> {
     let auth = Authenticator::new(config.auth.clone()).map_err(|e| Error::Config(e.to_string()))?;
     if !auth.enabled() {
         tracing::warn!("no tokens file: authentication is off and anyone who can connect may write (development only)");
     }
-    let mut tasks = Tasks::new(app.shutdown_token().clone());
-    if let Some(maddr) = config.metrics_listen {
-        crate::exporter::handle();
-        // What was set before the recorder existed (the revision loaded at
-        // open) is set again.
-        metrics::gauge!("eligibility_revision").set(app.registry.head().0 as f64);
-        let watchers = app.hub.stats().active.load(std::sync::atomic::Ordering::Relaxed);
-        metrics::gauge!("eligibility_watchers").set(watchers as f64);
-        let l = TcpListener::bind(maddr)
-            .await
-            .map_err(|e| Error::Config(format!("cannot listen for metrics on {maddr}: {e}")))?;
-        tasks.spawn("metrics", |stop| crate::exporter::serve(l, stop));
-    }
+    Ok(auth)
+}
+
+/// The Prometheus endpoint, if configured (its own listener).
+async fn serve_metrics(config: &Config, tasks: &mut Tasks) -> Result<()> {
+    let Some(maddr) = config.metrics_listen else { return Ok(()) };
+    crate::exporter::handle();
+    let l = TcpListener::bind(maddr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen for metrics on {maddr}: {e}")))?;
+    tasks.spawn("metrics", |stop| crate::exporter::serve(l, stop));
+    Ok(())
+}
+
+/// The transport (TLS, HTTP/2 settings, limits per connection), the shared
+/// layers, and every service on the port.
+async fn router(config: &Config, app: &Arc<App>, auth: &Arc<Authenticator>) -> Result<Router<Stack<Layers, Identity>>> {
     let eligibility = Arc::new(EligibilityService::new(app.clone()));
     let max_message = config.limits.max_message_bytes;
     let mut builder = tonic::transport::Server::builder();
@@ -126,42 +206,33 @@ pub async fn run(
             Framed::new(eligibility.clone(), max_message),
         ));
     let console = crate::console::router(app.clone(), auth.clone(), config.console);
-    let router = routes(builder, &app, console, eligibility, max_message).await?;
-    tracing::info!(addr = ?addr, tls = config.tls.is_some(), mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), auth = auth.enabled(), "serving eligibility.v1");
+    routes(builder, app, console, eligibility, max_message).await
+}
+
+/// The background tasks, each ended by the shutdown token.
+fn start_background(tasks: &mut Tasks, app: &Arc<App>, auth: &Arc<Authenticator>, config: &Config) {
     tasks.spawn("activator", |stop| app.writer.clone().run_activator(stop));
     tasks.spawn("ticker", |stop| app.hub.clone().run_ticker(stop));
     tasks.spawn("tailer", |stop| app.registry.clone().run_tailer(config.tail_poll, stop));
     tasks.spawn("tokens", |stop| auth.clone().watch_file(Duration::from_secs(2), stop));
-    // Watch streams never end on their own: end them when shutdown starts,
-    // so the graceful drain does not wait on them forever. A connection
-    // still open when the drain time is up (a client that stopped reading
-    // cannot take the end of its stream) is closed.
-    let budget = crate::budget::Budget::new(config.budget.clone());
-    let stopping = app.clone();
-    let closing = budget.clone();
-    let drain = config.connections.drain;
-    let shutdown = async move {
-        shutdown.await;
-        tracing::info!("shutting down: ending watch streams, draining calls");
-        stopping.shutdown();
-        tokio::spawn(async move {
-            tokio::time::sleep(drain).await;
-            let n = closing.close_all();
-            if n > 0 {
-                tracing::warn!(connections = n, ?drain, "drain time is up: closing the connections still open");
-            }
-        });
-    };
-    // TCP_NODELAY: without it, small responses wait on delayed ACKs (~40 ms
-    // per call on Linux).
-    let incoming =
-        crate::conns::guard(TcpIncoming::from(listener).with_nodelay(Some(true)), config.connections.clone(), budget);
-    let result = router.serve_with_incoming_shutdown(incoming, shutdown).await;
-    app.shutdown();
-    tasks.join().await;
-    app.registry.store().close().await;
-    tracing::info!("server stopped");
-    result.map_err(|e| Error::Unavailable(format!("transport: {e}")))
+}
+
+/// Runs `serving` (which ends once shutdown has started and the calls in
+/// flight are done); once shutdown has started, a connection still open
+/// after `limit` (a client that stopped reading cannot take the end of
+/// its stream) is closed, so the drain ends.
+async fn drain<F: Future>(serving: F, app: &App, budget: &crate::budget::Budget, limit: Duration) -> F::Output {
+    let mut serving = std::pin::pin!(serving);
+    let stop = app.shutdown_token().clone();
+    tokio::select! {
+        result = &mut serving => return result,
+        () = async { stop.triggered().await; tokio::time::sleep(limit).await } => {}
+    }
+    let n = budget.close_all();
+    if n > 0 {
+        tracing::warn!(connections = n, drain = ?limit, "drain time is up: closing the connections still open");
+    }
+    serving.await
 }
 
 /// The layers every surface shares, innermost first.

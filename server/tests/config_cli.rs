@@ -111,6 +111,52 @@ fn token_helpers() {
 }
 
 #[test]
+fn one_shot_commands_are_subcommands_and_the_old_flags_still_work() {
+    use std::io::Write;
+    let hash = |args: &[&str]| {
+        let mut c = server()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+        let out = c.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    assert_eq!(hash(&["token", "hash"]), (Some(0), abc.to_owned()));
+    let (code, out, _) = run(server().args(["token", "new"]));
+    assert_eq!(code, 0);
+    let token = out.lines().find_map(|l| l.strip_prefix("token:")).unwrap().trim().to_owned();
+    let sha = out.lines().find_map(|l| l.strip_prefix("sha256:")).unwrap().trim().to_owned();
+    // The printed hash is the token's.
+    let mut c = server()
+        .args(["token", "hash"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(token.as_bytes()).unwrap();
+    assert_eq!(String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout).trim(), sha);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (new, old) = (dir.path().join("new.binpb"), dir.path().join("old.binpb"));
+    let (code, _, err) = run(server().args(["descriptor-set", new.to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(server().args(["--write-descriptor-set", old.to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    let written = std::fs::read(&new).unwrap();
+    assert!(written.len() > 1000);
+    assert_eq!(written, std::fs::read(&old).unwrap());
+    let (code, _, err) = run(server().args(["descriptor-set", dir.path().join("no/such/dir/x").to_str().unwrap()]));
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot write"), "{err}");
+    let (code, _, err) = run(server().args(["token", "forge"]));
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
 fn an_x509_version_1_certificate_is_refused_at_start_naming_the_key() {
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
     let (code, _, err) = run(server().args([

@@ -10,7 +10,7 @@ root="$(cd "$here/../.." && pwd)"
 (cd "$root" && cargo build --quiet --bin eligibility-server)
 server="$root/target/debug/eligibility-server"
 data="$(mktemp -d)"
-"$server" --write-descriptor-set "$data/eligibility.binpb"
+"$server" descriptor-set "$data/eligibility.binpb"
 port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
 "$server" --demo --listen "127.0.0.1:$port" --data-dir "$data/store" --log-level warn &
 pid=$!

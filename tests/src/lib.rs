@@ -1,5 +1,5 @@
 //! Test harness: starts a real `eligibility-server` (in-process, the same
-//! `server::run` the binary uses) on `127.0.0.1:0` over a data directory,
+//! `server::start` and `run` the binary's `server::serve` runs) on `127.0.0.1:0` over a data directory,
 //! and hands out clients. No fixed ports, no sleeps: the listener is bound
 //! before `run` starts, so the address accepts connections at once.
 
@@ -39,19 +39,22 @@ impl TestServer {
     /// Starts a server on a given address (to restart one where its
     /// clients expect it).
     pub async fn start_at(config: Config, addr: SocketAddr) -> TestServer {
-        let app = server::open(&config).await.expect("open store");
-        let registry = app.registry.clone();
+        // The binary's path from bind to answer: NOT_SERVING while the
+        // store opens, then the registry.
         let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        let started = server::start(listener, &config).await.expect("open store");
+        let app = started.app.clone();
+        let registry = app.registry.clone();
         let (tx, rx) = oneshot::channel::<()>();
-        let served = app.clone();
         let cfg = config.clone();
         let handle = tokio::spawn(async move {
-            server::run(listener, served, &cfg, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server run");
+            started
+                .run(&cfg, async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("server run");
         });
         TestServer { addr, registry, app, shutdown: Some(tx), handle: Some(handle) }
     }

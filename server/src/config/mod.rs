@@ -7,7 +7,7 @@ pub mod settings;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-pub use self::settings::{ConfigError, Resolved, Settings};
+pub use self::settings::{Command, ConfigError, Resolved, Settings, TokenCommand};
 use crate::{
     auth::AuthConfig, budget::BudgetConfig, conns::ConnLimits, limits::Limits, store::PgOptions, watch::WatchConfig,
 };

@@ -73,6 +73,48 @@ pub enum ConfigError {
     },
 }
 
+/// The one-shot commands: each does its work and exits, serving nothing.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Bearer tokens for the tokens file.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Write the API's descriptor set (a protoset, e.g. for
+    /// `grpcurl -protoset` or a dynamic client) to FILE.
+    DescriptorSet {
+        /// Where to write it.
+        file: PathBuf,
+    },
+}
+
+/// `eligibility-server token ...`.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum TokenCommand {
+    /// Print a new random token and its SHA-256 (the tokens file keeps the
+    /// hash, the caller the token).
+    New,
+    /// Read a token on stdin and print its SHA-256.
+    Hash,
+}
+
+impl Settings {
+    /// The one-shot command asked for, by subcommand or by one of the
+    /// deprecated flags (`--new-token`, `--hash-token`,
+    /// `--write-descriptor-set`, kept working for a release).
+    pub fn one_shot(&self) -> Option<Command> {
+        if let Some(c) = &self.command {
+            return Some(c.clone());
+        }
+        if self.new_token {
+            return Some(Command::Token(TokenCommand::New));
+        }
+        if let Some(file) = &self.write_descriptor_set {
+            return Some(Command::DescriptorSet { file: file.clone() });
+        }
+        self.hash_token.then_some(Command::Token(TokenCommand::Hash))
+    }
+}
+
 /// Declares the settings. In `required { }`, `name: T = default, check;`
 /// is a setting with a default; in `optional { }`, `name: T, check;` is one that is off unless
 /// given. Each doc line is the flag's help.
@@ -106,19 +148,22 @@ macro_rules! settings {
             #[arg(long)]
             #[serde(skip)]
             pub print_config: bool,
-            /// Read a token on stdin, print its SHA-256 (for the tokens file), exit.
-            #[arg(long)]
+            /// Deprecated: `eligibility-server token hash`.
+            #[arg(long, hide_short_help = true)]
             #[serde(skip)]
             pub hash_token: bool,
-            /// Print a new random token and its SHA-256, exit.
-            #[arg(long)]
+            /// Deprecated: `eligibility-server token new`.
+            #[arg(long, hide_short_help = true)]
             #[serde(skip)]
             pub new_token: bool,
-            /// Write the API's descriptor set (a protoset, e.g. for
-            /// `grpcurl -protoset` or a dynamic client) to this file, exit.
-            #[arg(long, value_name = "FILE")]
+            /// Deprecated: `eligibility-server descriptor-set FILE`.
+            #[arg(long, value_name = "FILE", hide_short_help = true)]
             #[serde(skip)]
             pub write_descriptor_set: Option<PathBuf>,
+            /// A one-shot command instead of serving.
+            #[command(subcommand)]
+            #[serde(skip)]
+            pub command: Option<Command>,
         }
 
         /// Every setting's effective value: what `--print-config` prints.
