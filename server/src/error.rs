@@ -1,7 +1,16 @@
-//! The one domain error type. The gRPC layer maps it to a status with one
-//! exhaustive `match`, so a new variant forces a decision about its code.
+//! The one domain error type, and what every transport says of it: its
+//! gRPC code ([`Error::code`], one exhaustive `match`, so a new variant
+//! forces a decision), the field a bad argument names
+//! ([`Error::violation`]) and the machine-readable reason with its
+//! metadata ([`Error::info`]). gRPC turns these into a status with standard
+//! error details, HTTP into a problem (RFC 9457), the console into a page:
+//! each from the error itself.
 
-use eligibility::{ListId, Revision};
+use eligibility::{
+    ListId, Revision,
+    error_info::{key, reason},
+};
+use tonic::Code;
 
 /// Everything a domain operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +94,14 @@ pub enum Error {
         /// The head.
         head: Revision,
     },
+    /// A write claims an actor other than its authenticated caller.
+    #[error("options.actor {claimed:?} is not the authenticated principal {principal:?}; leave it empty")]
+    ActorMismatch {
+        /// The actor the request named.
+        claimed: String,
+        /// Who the caller is.
+        principal: String,
+    },
     /// A limit (e.g. on watchers) was reached.
     #[error("{0}")]
     ResourceExhausted(String),
@@ -102,6 +119,54 @@ pub enum Error {
 }
 
 impl Error {
+    /// The gRPC status code of the error (HTTP maps it on).
+    pub fn code(&self) -> Code {
+        match self {
+            Error::InvalidArgument { .. } => Code::InvalidArgument,
+            Error::ListNotFound { .. } => Code::NotFound,
+            Error::ListExists(_) | Error::RequestIdReused { .. } => Code::AlreadyExists,
+            Error::RevisionMismatch { .. } => Code::Aborted,
+            Error::RevisionOutOfRange { .. } => Code::OutOfRange,
+            Error::StoreMismatch { .. } | Error::ResumeAhead { .. } => Code::FailedPrecondition,
+            Error::ActorMismatch { .. } => Code::PermissionDenied,
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
+            Error::NotYetAtRevision { .. } | Error::Unavailable(_) | Error::ShuttingDown => Code::Unavailable,
+            Error::Corrupt(_) | Error::Config(_) => Code::Internal,
+        }
+    }
+
+    /// The request field a bad argument names, and what is wrong with it.
+    pub fn violation(&self) -> Option<(&str, &str)> {
+        match self {
+            Error::InvalidArgument { field, message } => Some((field, message)),
+            _ => None,
+        }
+    }
+
+    /// The machine-readable reason (`eligibility::error_info::reason`) and
+    /// its metadata, for the errors a client acts on.
+    pub fn info(&self) -> Option<(&'static str, Vec<(&'static str, String)>)> {
+        match self {
+            Error::RevisionMismatch { expected, actual } => Some((
+                reason::REVISION_MISMATCH,
+                vec![(key::EXPECTED_REVISION, expected.to_string()), (key::ACTUAL_REVISION, actual.to_string())],
+            )),
+            Error::StoreMismatch { actual, .. } => {
+                Some((reason::STORE_MISMATCH, vec![(key::STORE_ID, actual.clone())]))
+            }
+            Error::ResumeAhead { head, .. } => {
+                Some((reason::RESUME_AHEAD, vec![(key::HEAD_REVISION, head.to_string())]))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the error is the server's own (a bug, tampering, a bad
+    /// configuration), never a client's: logged where it is answered.
+    pub fn is_internal(&self) -> bool {
+        self.code() == Code::Internal
+    }
+
     /// An invalid-argument error.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidArgument { field: field.into(), message: message.into() }

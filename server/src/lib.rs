@@ -43,4 +43,5 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod watch;
+pub mod wire;
 pub mod writes;

@@ -10,6 +10,8 @@ use serde::Serialize;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use crate::error::Error;
+
 #[derive(Serialize)]
 struct Problem<'a> {
     r#type: &'static str,
@@ -65,23 +67,55 @@ pub fn problem_as(status: &Status, http: StatusCode) -> Response<Body> {
         })
         .unwrap_or_default();
     let info = status.get_details_error_info();
+    let reason = info.as_ref().map(|i| i.reason.clone());
+    let metadata = info.map(|i| i.metadata).unwrap_or_default();
+    answer(status.code(), http, status.message(), violations, reason, metadata)
+}
+
+/// A domain error as problem details, straight from the error (its code,
+/// field violation and reason; no status in between).
+pub fn error(e: &Error) -> Response<Body> {
+    let detail = e.to_string();
+    if e.is_internal() {
+        tracing::error!(error = %detail, "internal error");
+    }
+    let violations = e
+        .violation()
+        .map(|(field, description)| vec![Violation { field: field.to_owned(), description: description.to_owned() }])
+        .unwrap_or_default();
+    let (reason, metadata) = match e.info() {
+        Some((reason, md)) => (Some(reason.to_owned()), md.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+        None => (None, HashMap::new()),
+    };
+    answer(e.code(), http_status(e.code()), &detail, violations, reason, metadata)
+}
+
+/// The problem answer.
+fn answer(
+    code: Code,
+    http: StatusCode,
+    detail: &str,
+    violations: Vec<Violation>,
+    reason: Option<String>,
+    metadata: HashMap<String, String>,
+) -> Response<Body> {
     let body = Problem {
         r#type: "about:blank",
-        title: code_name(status.code()),
+        title: code_name(code),
         status: http.as_u16(),
-        detail: status.message(),
-        code: code_name(status.code()),
+        detail,
+        code: code_name(code),
         violations,
-        reason: info.as_ref().map(|i| i.reason.clone()),
-        metadata: info.map(|i| i.metadata).unwrap_or_default(),
+        reason,
+        metadata,
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = http;
     // For the metrics layer: the answer's gRPC code.
-    resp.extensions_mut().insert(status.code());
+    resp.extensions_mut().insert(code);
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    if status.code() == Code::Unauthenticated {
+    if code == Code::Unauthenticated {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     resp

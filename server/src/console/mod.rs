@@ -110,8 +110,10 @@ impl Console {
 
     /// A domain error as a page (its HTTP status from its gRPC code).
     fn error(&self, e: crate::error::Error) -> Response<Body> {
-        let status = crate::grpc::convert::to_status(e);
-        html(crate::problem::http_status(status.code()), pages::error(&self.anonymous(), status.message()))
+        if e.is_internal() {
+            tracing::error!(error = %e, "internal error");
+        }
+        html(crate::problem::http_status(e.code()), pages::error(&self.anonymous(), &e.to_string()))
     }
 }
 

@@ -13,14 +13,14 @@ pub(super) struct Params(Query);
 impl Params {
     /// Parses the request's query, refusing keys other than `known`.
     pub fn parse<B>(req: &http::Request<B>, known: &[&str]) -> Result<Params, String> {
-        let q = Query::parse(req.uri()).map_err(|s| s.message().to_owned())?;
-        q.only(known).map_err(|s| s.message().to_owned())?;
+        let q = Query::parse(req.uri()).map_err(|e| e.to_string())?;
+        q.only(known).map_err(|e| e.to_string())?;
         Ok(Params(q))
     }
 
     /// The non-empty value of `key`.
     fn get<'a>(&'a self, key: &'a str) -> Result<Option<&'a str>, String> {
-        Ok(self.0.one(key).map_err(|s| format!("{key}: {}", s.message()))?.map(str::trim).filter(|v| !v.is_empty()))
+        Ok(self.0.one(key).map_err(|e| format!("{key}: {e}"))?.map(str::trim).filter(|v| !v.is_empty()))
     }
 
     /// A read point from a time key and a revision key.

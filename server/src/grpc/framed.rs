@@ -26,8 +26,9 @@ use tonic::{Request, Status, body::Body};
 
 use futures_util::Stream;
 
-use super::query::{EligibilityService, Watching};
+use super::query::EligibilityService;
 use crate::{
+    app::Watching,
     budget::Consumer,
     layers::metrics::{Tallied, Tally, TallyOffer},
     routes::{Op, Resolved},

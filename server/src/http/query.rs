@@ -1,17 +1,20 @@
 //! Query strings: `key=value` pairs, percent-decoded (`+` is a space), keys
 //! repeatable; and the read point every read takes from them.
 
-use eligibility::{Timestamp, proto::v1 as pb};
-use tonic::Status;
+use eligibility::{Consistency, Point, Revision, Timestamp};
 
-use crate::grpc::convert::invalid;
+use crate::error::{Error, Result};
+
+fn invalid(field: &str, message: &str) -> Error {
+    Error::invalid(field, message)
+}
 
 /// A parsed query string.
 pub struct Query(Vec<(String, String)>);
 
 impl Query {
     /// Parses `uri`'s query (none: empty). Malformed escapes are errors.
-    pub fn parse(uri: &http::Uri) -> Result<Query, Status> {
+    pub fn parse(uri: &http::Uri) -> Result<Query> {
         let mut out = Vec::new();
         for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -21,7 +24,7 @@ impl Query {
     }
 
     /// The one value of `key` (given twice: an error).
-    pub fn one<'a>(&'a self, key: &'a str) -> Result<Option<&'a str>, Status> {
+    pub fn one<'a>(&'a self, key: &'a str) -> Result<Option<&'a str>> {
         let mut values = self.all(key);
         let first = values.next();
         if values.next().is_some() {
@@ -36,21 +39,19 @@ impl Query {
     }
 
     /// An unsigned number.
-    pub fn number(&self, key: &str) -> Result<Option<u64>, Status> {
+    pub fn number(&self, key: &str) -> Result<Option<u64>> {
         self.one(key)?
             .map(|v| v.parse::<u64>().map_err(|_| invalid(key, &format!("{v:?} is not a non-negative integer"))))
             .transpose()
     }
 
     /// A time (RFC 3339, or a date).
-    pub fn time(&self, key: &str) -> Result<Option<eligibility::wkt::Timestamp>, Status> {
-        self.one(key)?
-            .map(|v| Timestamp::parse(v).map(Into::into).map_err(|e| invalid(key, &e.to_string())))
-            .transpose()
+    pub fn time(&self, key: &str) -> Result<Option<Timestamp>> {
+        self.one(key)?.map(|v| Timestamp::parse(v).map_err(|e| invalid(key, &e.to_string()))).transpose()
     }
 
     /// `true` or `false` (absent: false).
-    pub fn flag(&self, key: &str) -> Result<bool, Status> {
+    pub fn flag(&self, key: &str) -> Result<bool> {
         match self.one(key)? {
             None | Some("false") => Ok(false),
             Some("true") | Some("") => Ok(true),
@@ -59,7 +60,7 @@ impl Query {
     }
 
     /// Refuses keys other than `known` (a typo is an error, not ignored).
-    pub fn only(&self, known: &[&str]) -> Result<(), Status> {
+    pub fn only(&self, known: &[&str]) -> Result<()> {
         match self.0.iter().find(|(k, _)| !known.contains(&k.as_str())) {
             Some((k, _)) => Err(invalid(k, &format!("unknown query parameter (known: {})", known.join(", ")))),
             None => Ok(()),
@@ -67,23 +68,28 @@ impl Query {
     }
 
     /// The read point: `as_of`, and `at_revision` or `min_revision`.
-    pub fn point(&self) -> Result<pb::ReadPoint, Status> {
+    pub fn point(&self) -> Result<Point> {
         let consistency = match (self.number("at_revision")?, self.number("min_revision")?) {
             (Some(_), Some(_)) => {
                 return Err(invalid("at_revision", "at_revision and min_revision exclude each other"));
             }
-            (Some(r), None) => Some(pb::read_point::Consistency::AtRevision(r)),
-            (None, Some(r)) => Some(pb::read_point::Consistency::MinRevision(r)),
-            (None, None) => None,
+            (Some(r), None) => Consistency::AtRevision(Revision(r)),
+            (None, Some(r)) => Consistency::MinRevision(Revision(r)),
+            (None, None) => Consistency::Latest,
         };
-        Ok(pb::ReadPoint { as_of: self.time("as_of")?, consistency })
+        Ok(Point { as_of: self.time("as_of")?, consistency })
     }
+}
+
+/// Whether a read point pins both time axes (its answer never changes).
+pub fn fixed(point: &Point) -> bool {
+    point.as_of.is_some() && matches!(point.consistency, Consistency::AtRevision(_))
 }
 
 /// The query keys of a read point.
 pub const POINT: [&str; 3] = ["as_of", "at_revision", "min_revision"];
 
-fn decode(s: &str) -> Result<String, Status> {
+fn decode(s: &str) -> Result<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -110,7 +116,7 @@ fn decode(s: &str) -> Result<String, Status> {
 mod tests {
     use super::*;
 
-    fn q(s: &str) -> Result<Query, Status> {
+    fn q(s: &str) -> Result<Query> {
         Query::parse(&format!("http://x/?{s}").parse().unwrap())
     }
 

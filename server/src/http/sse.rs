@@ -17,46 +17,48 @@ use eligibility::proto::v1::{self as pb, watch_event::Event as E};
 use futures_util::StreamExt;
 use http::{HeaderValue, Response, header};
 
-use super::{Http, problem, rpc_request};
+use super::{Answer, Http, Query};
 use crate::{
-    grpc::convert::{invalid, watch_event},
+    error::Error,
     watch::{Encoding, Event},
+    wire::{self, watch_event},
 };
 
 /// The keys `GET /v1/watch` takes.
 const KEYS: [&str; 5] = ["after_revision", "snapshot", "list_id", "country", "store_id"];
 
 /// See the module docs.
-pub async fn watch(State(h): State<Http>, req: Request) -> Response<Body> {
+pub async fn watch(State(h): State<Http>, req: Request) -> Answer {
     let (parts, _) = req.into_parts();
-    let q = query!(parts, &KEYS);
+    let q = Query::parse(&parts.uri)?;
+    q.only(&KEYS)?;
     let last_event_id = match parts.headers.get("last-event-id").map(|v| v.to_str()) {
         None => None,
-        Some(Ok(v)) => Some(tri!(
-            v.trim()
-                .parse::<u64>()
-                .map_err(|_| invalid("Last-Event-ID", &format!("{v:?} is not a revision (an id this stream sent)")))
-        )),
-        Some(Err(_)) => return problem(&invalid("Last-Event-ID", "not text")),
+        Some(Ok(v)) => Some(v.trim().parse::<u64>().map_err(|_| {
+            Error::invalid("Last-Event-ID", format!("{v:?} is not a revision (an id this stream sent)"))
+        })?),
+        Some(Err(_)) => return Err(Error::invalid("Last-Event-ID", "not text").into()),
     };
-    let after = tri!(q.number("after_revision"));
-    let snapshot = tri!(q.flag("snapshot"));
+    let after = q.number("after_revision")?;
+    let snapshot = q.flag("snapshot")?;
     let start = match (last_event_id, after, snapshot) {
         // A reconnection resumes where it left off, whatever the URL said.
         (Some(r), _, _) | (None, Some(r), false) => Some(pb::watch_start::Start::AfterRevision(r)),
         (None, Some(_), true) => {
-            return problem(&invalid("snapshot", "after_revision and snapshot exclude each other"));
+            return Err(Error::invalid("snapshot", "after_revision and snapshot exclude each other").into());
         }
         (None, None, true) => Some(pb::watch_start::Start::Snapshot(true)),
         (None, None, false) => None,
     };
+    // The request as a WatchRequest message, so its fields are checked
+    // and named as gRPC's are.
     let msg = pb::WatchRequest {
         start: start.map(|s| pb::WatchStart { start: Some(s) }),
         list_ids: q.all("list_id").map(str::to_owned).collect(),
         countries: q.all("country").map(str::to_owned).collect(),
-        store_id: tri!(q.one("store_id")).unwrap_or_default().to_owned(),
+        store_id: q.one("store_id")?.unwrap_or_default().to_owned(),
     };
-    let watching = tri!(h.query.watch_events(rpc_request(&parts, msg), present).await);
+    let watching = h.app.open_watch(wire::watch_request(msg)?, &parts.extensions, present).await?;
     // Each event is counted on the connection's ledger as it is handed
     // over. A stream the slow-consumer budget cuts just ends: the browser's
     // `EventSource` reconnects with the last id it received.
@@ -73,7 +75,7 @@ pub async fn watch(State(h): State<Http>, req: Request) -> Response<Body> {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Proxies that buffer responses (nginx) would hold events back.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    resp
+    Ok(resp)
 }
 
 /// An event as the stream sends it. A changeset is encoded once and its

@@ -4,6 +4,7 @@
 //! watch. Reads never touch the store.
 
 pub mod filter;
+pub mod queries;
 pub mod request;
 pub mod timeline;
 
@@ -11,7 +12,10 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use eligibility::{Consistency, Country, ListId, Point, Revision, Timestamp};
 
-pub use self::filter::{Filter, present};
+pub use self::{
+    filter::{Filter, present},
+    queries::{Asked, Queries},
+};
 use crate::{
     error::{Error, Result},
     model::{Changeset, ListMeta},

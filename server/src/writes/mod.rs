@@ -209,3 +209,15 @@ fn membership_changes(
     }
     Ok(changes)
 }
+
+/// Counts a write's outcome in `eligibility_writes_total`.
+pub fn count(r: &Result<WriteResult>) {
+    let outcome = match r {
+        Ok(w) if w.validate_only => "validated",
+        Ok(w) if w.recorded => "recorded",
+        Ok(w) if w.replayed => "replayed",
+        Ok(_) => "noop",
+        Err(_) => "failed",
+    };
+    metrics::counter!("eligibility_writes_total", "outcome" => outcome).increment(1);
+}
