@@ -5,7 +5,7 @@
 
 use eligibility::{Consistency, Country, ListId, Point, Revision, Timestamp};
 
-use crate::http::Query;
+use crate::query::Query;
 
 /// The parsed query of a page.
 pub(super) struct Params(Query);

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self as cv, to_status};
 use crate::{
     app::{App, Watching},
-    reads::{Asked, queries::count_decision},
+    app::{Asked, queries::count_decision},
 };
 
 /// The read service.

@@ -12,7 +12,6 @@
 //! gRPC.
 
 pub mod openapi;
-mod query;
 mod reads;
 mod sse;
 mod writes;
@@ -29,11 +28,10 @@ use tonic::Status;
 
 use axum::response::IntoResponse;
 
-pub use self::query::Query;
 use crate::{
     app::App,
+    app::Asked,
     error::Error,
-    reads::Asked,
     routes::{self, Op, Route, Surface},
 };
 

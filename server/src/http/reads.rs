@@ -10,10 +10,8 @@ use axum::{
 use eligibility::{Consistency, Point, Revision, proto::v1 as pb};
 use http::{HeaderValue, Response, StatusCode, header};
 
-use super::{
-    Answer, Http, Problem, asked, json,
-    query::{POINT, Query, fixed},
-};
+use super::{Answer, Http, Problem, asked, json};
+use crate::query::{POINT, Query, fixed};
 use crate::{error::Error, wire};
 
 /// Read answers carry a header: revision, store id, valid time.

@@ -17,9 +17,10 @@ use eligibility::proto::v1::{self as pb, watch_event::Event as E};
 use futures_util::StreamExt;
 use http::{HeaderValue, Response, header};
 
-use super::{Answer, Http, Query};
+use super::{Answer, Http};
 use crate::{
     error::Error,
+    query::Query,
     watch::{Encoding, Event},
     wire::{self, watch_event},
 };

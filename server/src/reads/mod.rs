@@ -4,7 +4,6 @@
 //! watch. Reads never touch the store.
 
 pub mod filter;
-pub mod queries;
 pub mod request;
 pub mod timeline;
 
@@ -12,10 +11,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use eligibility::{Consistency, Country, ListId, Point, Revision, Timestamp};
 
-pub use self::{
-    filter::{Filter, present},
-    queries::{Asked, Queries},
-};
+pub use self::filter::{Filter, present};
 use crate::{
     error::{Error, Result},
     model::{Changeset, ListMeta},

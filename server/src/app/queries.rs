@@ -9,9 +9,9 @@ use std::{sync::Arc, time::Duration};
 
 use eligibility::{Consistency, Country, ListId, Point, Revision};
 
-use super::{DiffResult, HistoryPage, ListInfo, MembersPage, View, request};
 use crate::{
     error::Result,
+    reads::{DiffResult, HistoryPage, ListInfo, MembersPage, View, request},
     registry::Registry,
     snapshot::{Decision, DecisionReason},
 };

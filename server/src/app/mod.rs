@@ -1,6 +1,12 @@
 //! The application: the registry with its read and write sides and the
 //! change stream, as every transport sees it. Built by
-//! [`crate::server::open`]; transports hold an `Arc<App>`.
+//! [`crate::server::open`]; transports hold an `Arc<App>`. Every read is
+//! orchestrated once in [`Queries`] (the writes in [`crate::writes::Writer`]),
+//! so the transports only decode and encode.
+
+pub mod queries;
+
+pub use self::queries::{Asked, Queries};
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,7 +17,7 @@ use crate::{
     error::Result,
     lifecycle::Shutdown,
     limits::Limits,
-    reads::{Queries, View},
+    reads::View,
     registry::Registry,
     store::Store,
     watch::{Event, Hub, Origin, WatchConfig, WatchRequest},

@@ -1,5 +1,6 @@
-//! Query strings: `key=value` pairs, percent-decoded (`+` is a space), keys
-//! repeatable; and the read point every read takes from them.
+//! Query strings, for the HTTP API and the console alike: `key=value`
+//! pairs, percent-decoded (`+` is a space), keys repeatable; and the read
+//! point every read takes from them.
 
 use eligibility::{Consistency, Point, Revision, Timestamp};
 
