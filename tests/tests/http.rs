@@ -303,6 +303,13 @@ async fn bad_input_gets_problem_details_and_changes_nothing() {
         assert_eq!(p["status"], want, "{method} {path}");
         assert!(p["detail"].as_str().is_some_and(|d| !d.is_empty()), "{method} {path}");
     }
+    // A read point takes one of atRevision and minRevision: said so, not
+    // "duplicate field".
+    let both = r#"{"items":[{"listId":"cyber","country":"FR"}],"point":{"atRevision":"1","minRevision":"1"}}"#;
+    let p = call(s.addr, "POST", "/v1/check:batch", &[json_h], both).await.json();
+    assert_eq!(p["status"], 400);
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.contains("exclude each other") && detail.contains("atRevision, minRevision"), "{detail}");
     let country = call(s.addr, "GET", "/v1/lists/cyber/check/ZZ", &[], "").await.json();
     assert_eq!(country["violations"][0]["field"], "country");
     assert!(country["detail"].as_str().unwrap().contains("\"ZZ\""));

@@ -141,5 +141,42 @@ pub(crate) async fn body<T: serde::de::DeserializeOwned>(
     if bytes.is_empty() {
         return Err(Error::invalid("body", "a JSON object is required").into());
     }
-    serde_json::from_slice(&bytes).map_err(|e| Error::invalid("body", format!("not the request's JSON: {e}")).into())
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid("body", format!("not the request's JSON: {}", explain(&e))).into())
 }
+
+/// A JSON decoding error, said plainly where the generated decoder's words
+/// mislead: it reports a second member of a oneof (`atRevision` beside
+/// `minRevision` in a read point) as a "duplicate field".
+fn explain(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let Some(name) = text.strip_prefix("duplicate field `").and_then(|rest| rest.split('`').next()) else {
+        return text;
+    };
+    match ONEOFS.iter().find(|members| members.iter().any(|m| m == name)) {
+        Some(members) => format!(
+            "{name} is given twice, or beside another of {}: they exclude each other (give one) ({text})",
+            members.join(", ")
+        ),
+        None => text,
+    }
+}
+
+/// The members of every oneof of `eligibility.v1`, by their JSON names
+/// (from the descriptors; proto3 `optional` fields' synthetic oneofs are
+/// not oneofs to a client).
+static ONEOFS: std::sync::LazyLock<Vec<Vec<String>>> = std::sync::LazyLock::new(|| {
+    use prost::Message;
+    let Ok(set) = prost_types::FileDescriptorSet::decode(eligibility::FILE_DESCRIPTOR_SET) else { return Vec::new() };
+    let mut out = Vec::new();
+    for m in set.file.iter().filter(|f| f.package() == "eligibility.v1").flat_map(|f| &f.message_type) {
+        for (i, _) in m.oneof_decl.iter().enumerate() {
+            let members: Vec<&prost_types::FieldDescriptorProto> =
+                m.field.iter().filter(|f| f.oneof_index == Some(i as i32) && !f.proto3_optional()).collect();
+            if members.len() > 1 {
+                out.push(members.iter().map(|f| f.json_name().to_owned()).collect());
+            }
+        }
+    }
+    out
+});
