@@ -126,7 +126,7 @@ async fn every_revision_and_list_once_in_order_through_kills_and_cuts() {
     let nats_addr: std::net::SocketAddr = nats_url().trim_start_matches("nats://").parse().unwrap();
     let proxy = Proxy::start(nats_addr).await;
     let args = relay_args(&server.url(), &format!("nats://{}", proxy.addr), &stream);
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let mut relay = Relay::start(&args);
     let (mut kills, mut cuts) = (0, 0);
     for i in 0..300 {

@@ -203,7 +203,7 @@ impl Budget {
         ledger.cuts.fetch_add(1, Ordering::Relaxed);
         ledger.cut_pending.store(true, Ordering::Relaxed);
         metrics::counter!("eligibility_slow_consumers_cut_total").increment(1);
-        crate::exporter::exhausted("slow_consumer");
+        crate::prometheus::exhausted("slow_consumer");
         self.log(held);
         let weak = Arc::downgrade(ledger);
         let grace = self.config.grace;

@@ -5,7 +5,7 @@
 //! - the process: [`server`] (from bind to answer: [`startup`]'s
 //!   NOT_SERVING port while the registry loads, then the layers and the
 //!   background tasks; owns the [`lifecycle`]), [`config`], [`telemetry`]
-//!   (logs and traces), [`exporter`] (the Prometheus endpoint), [`demo`];
+//!   (logs and traces), [`prometheus`] (the Prometheus endpoint), [`demo`];
 //! - transports, siblings over the application: [`grpc`] (tonic services;
 //!   the framed fast paths), [`http`] (JSON and server-sent events) and
 //!   [`console`] (pages), sharing [`wire`] (the `eligibility.v1` messages
@@ -14,7 +14,7 @@
 //!   limits), which read the route each request was resolved to once
 //!   against the one route table ([`routes`]); over the accepted
 //!   connections ([`conns`]: limits, deadlines, the idle timeout) and the
-//!   slow-consumer [`budget`]; callers are identified by [`auth`];
+//!   slow-consumer [`budget`]; callers are identified by [`identity`];
 //! - the application: [`app`] (what transports hold; [`app::Queries`]
 //!   orchestrates every read), [`reads`] (a [`reads::View`] answers every
 //!   query at a resolved point; the request checks), [`writes`] (the write
@@ -27,21 +27,21 @@
 #![warn(missing_docs)]
 
 pub mod app;
-pub mod auth;
 pub mod budget;
 pub mod config;
 pub mod conns;
 pub mod console;
 pub mod demo;
 pub mod error;
-pub mod exporter;
 pub mod grpc;
 pub mod http;
+pub mod identity;
 pub mod layers;
 pub mod lifecycle;
 pub mod limits;
 pub mod model;
 pub mod problem;
+pub mod prometheus;
 pub mod query;
 pub mod reads;
 pub mod registry;

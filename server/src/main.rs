@@ -6,9 +6,8 @@
 use std::{io::Read, process::ExitCode};
 
 use eligibility_server::{
-    auth,
     config::{Command, Settings, TokenCommand},
-    server, telemetry,
+    identity, server, telemetry,
 };
 
 #[tokio::main]
@@ -44,8 +43,8 @@ async fn main() -> ExitCode {
 fn one_shot(command: Command) -> ExitCode {
     match command {
         Command::Token(TokenCommand::New) => {
-            let token = auth::new_token();
-            println!("token:  {token}\nsha256: {}", auth::hash_token(&token));
+            let token = identity::new_token();
+            println!("token:  {token}\nsha256: {}", identity::hash_token(&token));
             ExitCode::SUCCESS
         }
         Command::Token(TokenCommand::Hash) => {
@@ -54,7 +53,7 @@ fn one_shot(command: Command) -> ExitCode {
                 eprintln!("error: cannot read the token from stdin");
                 return ExitCode::from(2);
             }
-            println!("{}", auth::hash_token(token.trim_end_matches(['\n', '\r'])));
+            println!("{}", identity::hash_token(token.trim_end_matches(['\n', '\r'])));
             ExitCode::SUCCESS
         }
         Command::DescriptorSet { file } => match std::fs::write(&file, eligibility::FILE_DESCRIPTOR_SET) {

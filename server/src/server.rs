@@ -22,12 +22,12 @@ use tower::layer::util::{Identity, Stack};
 pub use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, Http2Config, TlsFiles};
 use crate::{
     app::App,
-    auth::Authenticator,
     error::{Error, Result},
     grpc::{
         AdminService, EligibilityService, Framed,
         reflection::{Descriptors, ReflectionV1, ReflectionV1Alpha},
     },
+    identity::Authenticator,
     layers::{
         auth::AuthLayer, cors::CorsLayer, grpc_web::WebLayer, limits::LimitsLayer, metrics::MetricsLayer,
         shortcut::ShortcutLayer,
@@ -76,7 +76,7 @@ impl Started {
 /// first, so what the load sets (the revision) is recorded.
 pub async fn open(config: &Config) -> Result<Arc<App>> {
     if config.metrics_listen.is_some() {
-        crate::exporter::handle();
+        crate::prometheus::handle();
     }
     let store: Arc<dyn Store> = match &config.database_url {
         Some(url) => {
@@ -167,11 +167,11 @@ fn authenticator(config: &Config) -> Result<Arc<Authenticator>> {
 /// The Prometheus endpoint, if configured (its own listener).
 async fn serve_metrics(config: &Config, tasks: &mut Tasks) -> Result<()> {
     let Some(maddr) = config.metrics_listen else { return Ok(()) };
-    crate::exporter::handle();
+    crate::prometheus::handle();
     let l = TcpListener::bind(maddr)
         .await
         .map_err(|e| Error::Config(format!("cannot listen for metrics on {maddr}: {e}")))?;
-    tasks.spawn("metrics", |stop| crate::exporter::serve(l, stop));
+    tasks.spawn("metrics", |stop| crate::prometheus::serve(l, stop));
     Ok(())
 }
 

@@ -134,26 +134,11 @@ pub fn parse_traceparent(v: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
     Some((trace, span, TraceFlags::new(flags)))
 }
 
-/// A random trace id from a per-thread generator (seeded from the OS once
-/// per thread): no system call per request. Trace ids need to be unique,
-/// not secret.
+/// A random trace id from fastrand's per-thread generator: no system call
+/// per request. Trace ids need to be unique, not secret (never the
+/// invalid all-zero id).
 fn new_trace_id() -> TraceId {
-    use std::cell::Cell;
-    thread_local!(static STATE: Cell<(u64, u64)> = Cell::new({
-        let seed = *uuid::Uuid::new_v4().as_bytes();
-        (u64::from_le_bytes(seed[..8].try_into().unwrap()) | 1, u64::from_le_bytes(seed[8..].try_into().unwrap()) | 1)
-    }));
-    STATE.with(|s| {
-        // xorshift128+
-        let (mut a, b) = s.get();
-        a ^= a << 23;
-        a ^= a >> 17;
-        a ^= b ^ (b >> 26);
-        s.set((b, a));
-        let hi = a.wrapping_add(b);
-        let lo = hi.rotate_left(29) ^ b;
-        TraceId::from(((hi as u128) << 64) | lo as u128)
-    })
+    TraceId::from(fastrand::u128(1..))
 }
 
 /// The span of one RPC, with its trace id recorded for the logs.

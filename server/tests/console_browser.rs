@@ -84,7 +84,7 @@ fn the_console_in_a_real_browser() {
     let tokens = dir.path().join("tokens.toml");
     let mut f = std::fs::File::create(&tokens).unwrap();
     for (who, role, token) in [("rita", "reader", "reader-token-1"), ("walt", "writer", "writer-token-1")] {
-        let sha = eligibility_server::auth::hash_token(token);
+        let sha = eligibility_server::identity::hash_token(token);
         writeln!(f, "[[token]]\nprincipal = \"{who}\"\nrole = \"{role}\"\nsha256 = \"{sha}\"\n").unwrap();
     }
     drop(f);

@@ -20,16 +20,6 @@ fn cycles() -> usize {
     if std::env::var("ELIGIBILITY_CAMPAIGN").is_ok_and(|v| v == "long") { 50 } else { 10 }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -110,7 +100,7 @@ async fn verify(client: &Client, list: &ListId, acked: &[Acked]) -> u64 {
 async fn campaign(store_args: Vec<String>, what: &str) {
     let list = ListId::parse("l").unwrap();
     let countries = Country::all();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
     let mut acked: Vec<Acked> = Vec::new();
     let mut total_kills = 0;
     for cycle in 0..cycles() {
@@ -125,7 +115,7 @@ async fn campaign(store_args: Vec<String>, what: &str) {
                 .await
                 .unwrap();
         }
-        let kill_at = Instant::now() + Duration::from_millis(50 + rng.below(300));
+        let kill_at = Instant::now() + Duration::from_millis(50 + rng.u64(..300));
         let mut i = 0usize;
         loop {
             let country = countries[(cycle * 7919 + i) % countries.len()];

@@ -105,17 +105,19 @@ impl Drop for TestServer {
     }
 }
 
-/// A small deterministic generator (xorshift) for campaigns: the same
-/// seed, the same moments.
-pub struct Rng(pub u64);
+/// A seeded generator for campaigns (fastrand's): the same seed, the same
+/// moments.
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(fastrand::Rng::with_seed(seed))
+    }
+
     /// A number below `n`.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
+        self.0.u64(..n)
     }
 }
 
@@ -141,7 +143,7 @@ pub fn tokens_file(dir: &Path, tokens: &[(&str, &str, &str)]) -> std::path::Path
     let text: String = tokens
         .iter()
         .map(|(principal, role, token)| {
-            let sha = eligibility_server::auth::hash_token(token);
+            let sha = eligibility_server::identity::hash_token(token);
             format!("[[token]]\nprincipal = \"{principal}\"\nrole = \"{role}\"\nsha256 = \"{sha}\"\n\n")
         })
         .collect();

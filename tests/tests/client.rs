@@ -7,7 +7,7 @@ use eligibility_client::{
     Client, Country, EntryAction, EntryChange, Error, ListMode, MirrorOptions, NewList, Point, Revision, WatchEvent,
     WatchOptions, WatchStart, WriteOptions,
 };
-use eligibility_e2e::{TestServer, at, cc, list};
+use eligibility_e2e::{Rng, TestServer, at, cc, list};
 use eligibility_server::server::Config;
 use tokio_stream::StreamExt;
 
@@ -119,17 +119,6 @@ async fn watch_refuses_another_store() {
     server.stop().await;
 }
 
-/// A small deterministic generator (no dependency needed).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_equals_server_at_every_revision() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,21 +128,21 @@ async fn mirror_equals_server_at_every_revision() {
     let mirror = c.mirror(MirrorOptions::default()).await.unwrap();
     let countries: Vec<Country> = Country::all().into_iter().step_by(10).collect();
     let lists = [list("cyber"), list("deny")];
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let day: i64 = 86_400_000_000;
     let now = eligibility::Timestamp::now().as_micros();
     for step in 0..30 {
-        let n = 1 + rng.next(4) as usize;
+        let n = 1 + rng.below(4) as usize;
         let mut chosen = BTreeSet::new();
         let mut changes = Vec::new();
         while changes.len() < n {
-            let l = &lists[rng.next(2) as usize];
-            let country = countries[rng.next(countries.len() as u64) as usize];
+            let l = &lists[rng.below(2) as usize];
+            let country = countries[rng.below(countries.len() as u64) as usize];
             if !chosen.insert((l.clone(), country)) {
                 continue;
             }
-            let ch = if rng.next(3) == 0 { EntryChange::remove(l, country) } else { EntryChange::add(l, country) };
-            changes.push(if rng.next(4) == 0 && ch.action == EntryAction::Add {
+            let ch = if rng.below(3) == 0 { EntryChange::remove(l, country) } else { EntryChange::add(l, country) };
+            changes.push(if rng.below(4) == 0 && ch.action == EntryAction::Add {
                 ch.with_conditions("end-user declaration")
             } else {
                 ch
@@ -161,7 +150,7 @@ async fn mirror_equals_server_at_every_revision() {
         }
         // Past, present or future: -400 days .. +400 days (never within a
         // day of now, so no activation races the comparison).
-        let offset = (rng.next(800) as i64 - 400) * day + if rng.next(2) == 0 { day / 2 } else { -day / 2 };
+        let offset = (rng.below(800) as i64 - 400) * day + if rng.below(2) == 0 { day / 2 } else { -day / 2 };
         let eff = eligibility::Timestamp::from_micros(now + offset).unwrap();
         let w = c.apply(&changes, Some(eff), &WriteOptions::reason(format!("step {step}"))).await.unwrap();
         mirror.wait_for(w.revision, Duration::from_secs(10)).await.unwrap();

@@ -5,7 +5,7 @@
 
 use eligibility_client::{EntryChange, WriteOptions};
 use eligibility_e2e::{TestServer, at, cc, list, tokens_file, web::call};
-use eligibility_server::{auth::AuthConfig, server::Config};
+use eligibility_server::{identity::AuthConfig, server::Config};
 
 /// `GET path` with optional headers.
 async fn get(s: &TestServer, path: &str, headers: &[(&str, &str)]) -> eligibility_e2e::web::Answer {

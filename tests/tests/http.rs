@@ -10,7 +10,7 @@ use eligibility_e2e::{
     TestServer,
     web::{Events, call, get},
 };
-use eligibility_server::{auth::AuthConfig, server::Config};
+use eligibility_server::{identity::AuthConfig, server::Config};
 use serde_json::{Value, json};
 
 fn header_free(mut v: Value) -> Value {

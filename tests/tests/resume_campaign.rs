@@ -87,7 +87,7 @@ async fn watchers_cut_at_random_see_every_revision_exactly_once() {
         }
         i
     });
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     for _ in 0..cuts {
         tokio::time::sleep(Duration::from_millis(5 + rng.below(25))).await;
         proxy.cut();

@@ -7,7 +7,7 @@ use eligibility_client::{
 };
 use eligibility_e2e::{TestServer, cc, list};
 use eligibility_server::{
-    auth::{AuthConfig, hash_token},
+    identity::{AuthConfig, hash_token},
     server::{Config, TlsFiles},
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};

@@ -84,22 +84,7 @@ impl RetryPolicy {
 
 /// A pseudo-random number in [0, 1): enough to spread retries apart.
 pub(crate) fn jitter() -> f64 {
-    use std::{
-        cell::Cell,
-        time::{SystemTime, UNIX_EPOCH},
-    };
-    thread_local!(static STATE: Cell<u64> = Cell::new(
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1
-    ));
-    STATE.with(|s| {
-        // xorshift64*
-        let mut x = s.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        s.set(x);
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
-    })
+    fastrand::f64()
 }
 
 /// Builds a [`Client`] with options.

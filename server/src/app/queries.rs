@@ -146,7 +146,7 @@ pub fn count_decision(reason: DecisionReason) {
     // Counter handles resolved once (the recorder is installed before the
     // server serves), not a labelled lookup per check.
     static COUNTERS: std::sync::OnceLock<[metrics::Counter; 6]> = std::sync::OnceLock::new();
-    if !crate::exporter::installed() {
+    if !crate::prometheus::installed() {
         return;
     }
     let c = COUNTERS.get_or_init(|| {

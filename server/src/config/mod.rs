@@ -9,7 +9,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 pub use self::settings::{Command, ConfigError, Resolved, Settings, TokenCommand};
 use crate::{
-    auth::AuthConfig, budget::BudgetConfig, conns::ConnLimits, limits::Limits, store::PgOptions, watch::WatchConfig,
+    budget::BudgetConfig, conns::ConnLimits, identity::AuthConfig, limits::Limits, store::PgOptions, watch::WatchConfig,
 };
 
 /// Default listen address.

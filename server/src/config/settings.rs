@@ -20,8 +20,8 @@ use super::{
     checks::{Check, any, file, h2_window, http_url, log_format, origins, positive, positive_usize, postgres_url},
 };
 use crate::{
-    auth::AuthConfig, budget::BudgetConfig, conns::ConnLimits, limits::Limits, store::PgOptions, telemetry::LogFormat,
-    watch::WatchConfig,
+    budget::BudgetConfig, conns::ConnLimits, identity::AuthConfig, limits::Limits, store::PgOptions,
+    telemetry::LogFormat, watch::WatchConfig,
 };
 
 /// Where a setting's value came from (for errors).

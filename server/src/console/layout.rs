@@ -8,7 +8,7 @@ use eligibility::{Country, Revision, Timestamp};
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
-use crate::{auth::Principal, model::Changeset};
+use crate::{identity::Principal, model::Changeset};
 
 /// What a page knows of its request.
 pub(super) struct Ctx {

@@ -39,7 +39,7 @@ use maud::Markup;
 use self::layout::Ctx;
 use crate::{
     app::App,
-    auth::{Authenticator, Role},
+    identity::{Authenticator, Role},
     layers::auth::{Caller, SignIn},
     reads::View,
     routes::{self, Op, Page, Surface},

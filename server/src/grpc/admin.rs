@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self as cv, to_status};
 use crate::{
     app::App,
-    auth::Principal,
+    identity::Principal,
     layers::auth::Caller,
     reads::request,
     writes::{ListPatch, WriteOptions, WriteResult},

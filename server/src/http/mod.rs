@@ -124,13 +124,13 @@ pub(crate) async fn body<T: serde::de::DeserializeOwned>(
     let bytes = match tokio::time::timeout(time, axum::body::to_bytes(body, max)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(e)) => {
-            crate::exporter::exhausted("body_size");
+            crate::prometheus::exhausted("body_size");
             let status =
                 Status::resource_exhausted(format!("the request body is larger than the limit of {max} bytes ({e})"));
             return Err(Problem(Box::new(crate::problem::problem_as(&status, http::StatusCode::PAYLOAD_TOO_LARGE))));
         }
         Err(_) => {
-            crate::exporter::exhausted("body_time");
+            crate::prometheus::exhausted("body_time");
             let status = Status::deadline_exceeded(format!(
                 "the request body did not arrive within {} ms (body_timeout_ms)",
                 time.as_millis()

@@ -8,8 +8,8 @@ use http::{StatusCode, header};
 
 use super::{Answer, Http, json};
 use crate::{
-    auth::Principal,
     error::{Error, Result},
+    identity::Principal,
     layers::auth::Caller,
     reads::request,
     wire,

@@ -15,7 +15,7 @@ use futures_util::future::Either;
 
 use tonic::{Status, transport::server::TlsConnectInfo};
 
-use crate::auth::{AuthError, Authenticator, Principal, Role};
+use crate::identity::{AuthError, Authenticator, Principal, Role};
 
 pub use crate::routes::Access;
 use crate::routes::{Resolved, Route};
@@ -128,7 +128,7 @@ impl AuthLayer {
             .extensions()
             .get::<TlsConnectInfo<crate::conns::ConnInfo>>()
             .and_then(|i| i.peer_certs())
-            .and_then(|certs| certs.first().and_then(|c| crate::auth::common_name(c.as_ref())));
+            .and_then(|certs| certs.first().and_then(|c| crate::identity::common_name(c.as_ref())));
         let decided = self.auth.authorize(bearer, cn.as_deref(), needed, method);
         decided.map(Caller).map_err(|e| {
             match e {
@@ -197,7 +197,7 @@ mod tests {
     use tower::{Layer, ServiceExt};
 
     use super::*;
-    use crate::auth::{AuthConfig, hash_token};
+    use crate::identity::{AuthConfig, hash_token};
 
     /// Answers OK to anything, saying who called.
     fn echo() -> impl tower::Service<

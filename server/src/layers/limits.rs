@@ -21,8 +21,8 @@ use tonic::{Status, body::Body};
 
 use crate::{
     budget::Active,
-    exporter::exhausted,
     lifecycle::Shutdown,
+    prometheus::exhausted,
     routes::{Resolved, Shape},
 };
 

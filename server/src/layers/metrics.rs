@@ -12,7 +12,7 @@ use std::{
 use tonic::{Code, body::Body};
 
 use crate::{
-    exporter::installed,
+    prometheus::installed,
     routes::{ROUTES, Resolved, Shape},
 };
 

@@ -1,6 +1,6 @@
 //! Transport concerns as tower layers, applied once around every service
 //! on the port (gRPC, gRPC-Web and HTTP/JSON alike): gRPC-Web translation
-//! ([`grpc_web`]), cross-origin requests ([`cors`]), authentication and authorization ([`auth`]), metrics
+//! ([`grpc_web`]), cross-origin requests ([`cors`]), authentication and authorization ([`identity`]), metrics
 //! and tracing spans ([`metrics`]), and the limits that shed load and
 //! refuse oversized messages ([`limits`]); innermost, the hottest gRPC
 //! methods skip the router ([`shortcut`]). None of them compares paths:

@@ -18,7 +18,7 @@ mod table;
 pub use self::table::ROUTES;
 #[cfg(test)]
 pub(crate) use self::table::grpc;
-use crate::auth::Role;
+use crate::identity::Role;
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

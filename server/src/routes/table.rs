@@ -3,7 +3,7 @@
 //! against the table, is the parent module's.
 
 use super::{Access, Doc, Op, Page, Route, Shape, Surface};
-use crate::auth::Role;
+use crate::identity::Role;
 
 const READ: Access = Access::Role(Role::Reader);
 const WRITE: Access = Access::Role(Role::Writer);

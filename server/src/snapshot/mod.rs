@@ -7,7 +7,7 @@
 //! request needs it, without locks.
 
 mod decision;
-mod requests;
+mod idempotency;
 
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use eligibility::{Country, ListId, Revision, Timestamp};
 use imbl::{OrdMap, OrdSet, Vector};
 
 pub use self::decision::{Decision, DecisionReason, DecisionRef};
-use self::requests::RequestIndex;
+use self::idempotency::RequestIndex;
 use crate::{
     error::Error,
     model::{Change, Changeset, EntryAction, ListMeta},

@@ -172,7 +172,7 @@ impl Hub {
         let mut admission = Admission { hub: self.clone(), peer: None };
         if total > self.config.max_watchers {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
-            crate::exporter::exhausted("watchers");
+            crate::prometheus::exhausted("watchers");
             return Err(Error::ResourceExhausted(format!(
                 "this server already has {} watchers (the maximum is {})",
                 total - 1,
@@ -184,7 +184,7 @@ impl Hub {
             let n = map.entry(peer).or_insert(0);
             if *n >= self.config.max_watchers_per_connection {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                crate::exporter::exhausted("watchers_per_connection");
+                crate::prometheus::exhausted("watchers_per_connection");
                 return Err(Error::ResourceExhausted(format!(
                     "connection {peer} already has {} watchers (the maximum per connection is {})",
                     n, self.config.max_watchers_per_connection

@@ -4,8 +4,8 @@ use eligibility::proto::v1 as pb;
 
 use super::{action_from, changeset, mode_from};
 use crate::{
-    auth::Principal,
     error::{Error, Result},
+    identity::Principal,
     limits::Limits,
     model::ListMeta,
     reads::request,

@@ -1,6 +1,7 @@
 //! Authentication and roles: who a caller is, from its token or client
 //! certificate, and whether its role is enough. Which method needs which
-//! role is the RPC layer's table (`layers::auth`); handlers never check.
+//! role is the route table's (`routes`, enforced by `layers::auth`);
+//! handlers never check.
 //!
 //! Callers present a bearer token (`authorization: Bearer <token>`) or,
 //! with mutual TLS, a client certificate. The tokens file maps the SHA-256
