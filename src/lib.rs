@@ -25,6 +25,12 @@ pub use list_id::{LIST_ID_MAX_LEN, ListId};
 pub use revision::{Consistency, Point, Revision};
 pub use time::Timestamp;
 
+/// The prefix of every gRPC message on the wire: a compression-flag byte
+/// and the message's length as 4 bytes, big-endian (gRPC over HTTP/2,
+/// "Length-Prefixed-Message"). Code that frames or reads messages by hand
+/// (the server's fast paths, benchmarks) names it rather than writing 5.
+pub const GRPC_PREFIX: usize = 5;
+
 /// The well-known protobuf types the generated code uses (`Timestamp`),
 /// with their JSON mapping.
 pub use pbjson_types as wkt;

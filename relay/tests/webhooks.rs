@@ -20,7 +20,7 @@ use std::{
 
 use common::{Relay, create_lists, write};
 use eligibility_client::{ListId, Point};
-use eligibility_e2e::TestServer;
+use eligibility_e2e::{TestServer, eventually};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OTHER_SECRET: &str = "whsec_c2Vjb25kIHNlY3JldCBmb3IgdGhlIHRlc3Q=";
@@ -60,14 +60,10 @@ impl Receiver {
             .arg(port.to_string())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Ok(p) = std::fs::read_to_string(&port_file) {
-                break p.trim().parse().unwrap();
-            }
-            assert!(Instant::now() < deadline, "the receiver did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let port = eventually(Duration::from_secs(20), "the receiver to start", || async {
+            std::fs::read_to_string(&port_file).ok().map(|p| p.trim().parse().unwrap())
+        })
+        .await;
         Receiver { child, port }
     }
 }
@@ -94,6 +90,22 @@ fn records(dir: &Path) -> Vec<Record> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// The acknowledged deliveries to `/good`, once revision `head` is among
+/// them (the relay's log in the failure).
+async fn delivered(dir: &Path, head: u64, within: Duration, relay: &Relay) -> Vec<Record> {
+    let good = || records(dir).into_iter().filter(|r| r.path == "/good" && r.outcome == "acknowledged").collect();
+    let deadline = Instant::now() + within;
+    loop {
+        let good: Vec<Record> = good();
+        if good.last().and_then(|r| r.revision) == Some(head) {
+            return good;
+        }
+        // Not `eventually`: the failure carries the relay's log.
+        assert!(Instant::now() < deadline, "revision {head} never arrived\n{}", relay.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn config(dir: &Path, server: &str, port: u16) -> PathBuf {
@@ -140,16 +152,7 @@ async fn every_revision_arrives_in_order_through_failures_and_restarts() {
     }
     let (header, _) = client.lists(Point::latest()).await.unwrap();
     let head = header.revision.0;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let good = loop {
-        let good: Vec<Record> =
-            records(dir.path()).into_iter().filter(|r| r.path == "/good" && r.outcome == "acknowledged").collect();
-        if good.last().and_then(|r| r.revision) == Some(head) {
-            break good;
-        }
-        assert!(Instant::now() < deadline, "revision {head} never arrived\n{}", relay.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let good = delivered(dir.path(), head, Duration::from_secs(120), &relay).await;
     // In order, none missing; a repeat only of the revision just before
     // (the one in flight when the relay was killed), with the same id.
     let mut expected_next = 1;
@@ -208,17 +211,9 @@ async fn write_to_webhook_latency() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let head = client.lists(Point::latest()).await.unwrap().0.revision.0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut latencies: Vec<f64> = loop {
-        let good: Vec<Record> =
-            records(dir.path()).into_iter().filter(|r| r.path == "/good" && r.outcome == "acknowledged").collect();
-        if good.last().and_then(|r| r.revision) == Some(head) {
-            // The list's creation came before the relay: not a live delivery.
-            break good.iter().filter(|r| r.revision > Some(1)).filter_map(|r| r.latency_ms).collect();
-        }
-        assert!(Instant::now() < deadline, "revision {head} never arrived\n{}", relay.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let good = delivered(dir.path(), head, Duration::from_secs(60), &relay).await;
+    // The list's creation came before the relay: not a live delivery.
+    let mut latencies: Vec<f64> = good.iter().filter(|r| r.revision > Some(1)).filter_map(|r| r.latency_ms).collect();
     latencies.sort_by(f64::total_cmp);
     let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     println!(

@@ -3,7 +3,7 @@
 //! from its store, then [`run`]s it on the same listener, with its layers
 //! and background tasks, until a shutdown future completes.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use eligibility::proto::v1::{
     admin_service_server::AdminServiceServer, eligibility_service_server::EligibilityServiceServer,
@@ -120,12 +120,14 @@ pub async fn run(
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    // The address as a plain `host:port` in the log (a supervisor or a
+    // test reads it from there when the port was 0).
+    let addr = listener.local_addr().map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
     let auth = authenticator(config)?;
     let mut tasks = Tasks::new(app.shutdown_token().clone());
     serve_metrics(config, &mut tasks).await?;
     let router = router(config, &app, &auth).await?;
-    tracing::info!(addr = ?addr, tls = config.tls.is_some(), mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), auth = auth.enabled(), "serving eligibility.v1");
+    tracing::info!(%addr, tls = config.tls.is_some(), mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), auth = auth.enabled(), "serving eligibility.v1");
     start_background(&mut tasks, &app, &auth, config);
     // TCP_NODELAY: without it, small responses wait on delayed ACKs (~40 ms
     // per call on Linux).

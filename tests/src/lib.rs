@@ -455,16 +455,35 @@ pub mod web {
 /// binary (`one_test_per_binary_that_reads_the_metrics` checks it).
 pub async fn scrape(addr: SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    for _ in 0..100 {
-        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").await.unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            return out;
+    let within = std::time::Duration::from_secs(2);
+    let mut s = eventually(within, "the metrics endpoint to accept", || async {
+        tokio::net::TcpStream::connect(addr).await.ok()
+    })
+    .await;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// Polls `probe` until it answers `Some`, then returns that; panics naming
+/// `what` (what was awaited) if `within` passes first. For state that a
+/// test can only observe, not be told of (a metric, a file another process
+/// writes, a gauge that settles): the one poll-and-sleep loop of the tests,
+/// polling every 20 ms.
+pub async fn eventually<T, F, Fut>(within: std::time::Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
         }
+        assert!(tokio::time::Instant::now() < deadline, "waited {within:?} for {what}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    panic!("metrics endpoint not reachable");
 }
 
 /// The value of the first metrics sample whose line starts with `prefix`.

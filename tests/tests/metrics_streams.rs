@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use eligibility::proto::v1 as pb;
-use eligibility_e2e::{TestServer, metric as value, scrape};
+use eligibility_e2e::{TestServer, eventually, metric as value, scrape};
 use eligibility_server::server::Config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,15 +30,12 @@ async fn a_watch_is_counted_by_how_it_ends_not_when_it_opens() {
     // (the Watch body keeps its own tally: a wrapper counting it as well
     // would count it twice).
     drop(watch);
-    for _ in 0..100 {
+    let now = eventually(Duration::from_secs(2), "the cancelled Watch to be counted", || async {
         let now = scrape(maddr).await;
-        if count(&now, "CANCELLED") > count(&before, "CANCELLED") {
-            assert_eq!(count(&now, "CANCELLED"), count(&before, "CANCELLED") + 1.0, "counted more than once:\n{now}");
-            assert_eq!(count(&now, "OK"), count(&before, "OK"), "also counted OK:\n{now}");
-            server.stop().await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the cancelled Watch was never counted:\n{}", scrape(maddr).await);
+        (count(&now, "CANCELLED") > count(&before, "CANCELLED")).then_some(now)
+    })
+    .await;
+    assert_eq!(count(&now, "CANCELLED"), count(&before, "CANCELLED") + 1.0, "counted more than once:\n{now}");
+    assert_eq!(count(&now, "OK"), count(&before, "OK"), "also counted OK:\n{now}");
+    server.stop().await;
 }

@@ -8,7 +8,7 @@ use std::{
 };
 
 use eligibility::proto::v1 as pb;
-use eligibility_e2e::TestServer;
+use eligibility_e2e::{TestServer, eventually};
 use eligibility_server::telemetry::{self, LogFormat};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -68,15 +68,12 @@ async fn rpc_spans_are_exported_with_the_callers_trace_id() {
     // A call without a traceparent starts a trace of its own.
     q.check(pb::CheckRequest { list_id: "cyber".into(), country: "FR".into(), point: None }).await.unwrap();
 
-    let mut found = Vec::new();
-    for _ in 0..50 {
+    let found = eventually(Duration::from_secs(5), "two rpc spans at the collector", || async {
         t.flush();
-        found = collector.spans.lock().unwrap().clone();
-        if found.iter().filter(|(_, n)| n == "rpc").count() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let found = collector.spans.lock().unwrap().clone();
+        (found.iter().filter(|(_, n)| n == "rpc").count() >= 2).then_some(found)
+    })
+    .await;
     assert!(found.iter().any(|(id, name)| id == trace && name == "rpc"), "caller's trace continued: {found:?}");
     assert!(found.iter().any(|(id, name)| id != trace && name == "rpc"), "a new trace otherwise: {found:?}");
     server.stop().await;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use eligibility_client::{EntryChange, ListMode, NewList, Point, WriteOptions};
-use eligibility_e2e::{TestServer, cc, list, pg_test_db, scrape};
+use eligibility_e2e::{TestServer, cc, eventually, list, pg_test_db, scrape};
 use eligibility_server::{server::Config, store::PgOptions};
 
 async fn lag(addr: std::net::SocketAddr) -> f64 {
@@ -37,15 +37,10 @@ async fn lag_reads_zero_once_the_replica_is_at_the_head() {
         cb.check_at(&list("l"), cc(code), Point::latest().min_revision(w.revision)).await.unwrap();
     }
     // ...and once it has them all, it does not lag any more.
-    let mut last = f64::NAN;
-    for _ in 0..50 {
-        last = lag(maddr).await;
-        if last == 0.0 {
-            a.stop().await;
-            b.stop().await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("lag still {last} s with the replica at the head");
+    eventually(Duration::from_millis(2500), "the lag to read 0 with the replica at the head", || async {
+        (lag(maddr).await == 0.0).then_some(())
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
 }

@@ -12,7 +12,7 @@ use std::{
 use eligibility_client::{
     Client, EntryChange, ListMode, NewList, RetryPolicy, Revision, WatchEvent, WatchOptions, WatchStart, WriteOptions,
 };
-use eligibility_e2e::{Proxy, Rng, TestServer, list};
+use eligibility_e2e::{Proxy, Rng, TestServer, eventually, list};
 use tokio_stream::StreamExt;
 
 fn long() -> bool {
@@ -99,15 +99,9 @@ async fn watchers_cut_at_random_see_every_revision_exactly_once() {
     let head = server.registry.snapshot().revision().0;
     assert!(writes > 50, "writes went on during the cuts ({writes})");
     for (i, s) in seen.iter().enumerate() {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let n = s.lock().unwrap().len() as u64;
-            if n >= head {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "watcher {i} stuck at {n} of {head}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("watcher {i} to reach revision {head}");
+        eventually(Duration::from_secs(60), &what, || async { (s.lock().unwrap().len() as u64 >= head).then_some(()) })
+            .await;
         let got = s.lock().unwrap().clone();
         assert_eq!(got, (1..=head).collect::<Vec<_>>(), "watcher {i}: exactly 1..={head}");
     }

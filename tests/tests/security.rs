@@ -5,7 +5,7 @@ use std::time::Duration;
 use eligibility_client::{
     Change, Client, EntryChange, Error, ListMode, NewList, Point, Revision, TlsOptions, WriteOptions,
 };
-use eligibility_e2e::{TestServer, cc, list};
+use eligibility_e2e::{TestServer, cc, eventually, list};
 use eligibility_server::{
     identity::{AuthConfig, hash_token},
     server::{Config, TlsFiles},
@@ -127,15 +127,10 @@ async fn reads_can_require_a_token_and_health_stays_open_and_tokens_reload() {
         &format!("\n[[token]]\nprincipal = \"lee\"\nrole = \"reader\"\nsha256 = \"{}\"\n", hash_token(late)),
     );
     let lee = as_(&server, Some(late)).await;
-    let mut ok = false;
-    for _ in 0..60 {
-        if lee.check(&list("cyber"), cc("FR")).await.is_ok() {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ok, "the new token was not picked up");
+    eventually(Duration::from_secs(6), "the new token to be picked up", || async {
+        lee.check(&list("cyber"), cc("FR")).await.ok()
+    })
+    .await;
     // A broken file is refused; the previous tokens stay in force.
     std::fs::write(&tokens, "this is not toml [[[").unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;

@@ -260,6 +260,10 @@ settings! {
     log_level: String = "info".to_owned(), any;
     /// Maximum items in one BatchCheck.
     max_batch: usize = Limits::default().max_batch, positive_usize;
+    /// Maximum entry changes in one Apply.
+    max_changes: usize = Limits::default().max_changes, positive_usize;
+    /// Largest page a paged read (ListEntries, History) may ask for.
+    max_page_size: u32 = Limits::default().max_page_size, positive;
     /// Longest wait for a read's min_revision, ms (0: answer UNAVAILABLE at once).
     max_wait_ms: u64 = millis(Limits::default().max_wait), any;
     /// Watch heartbeat interval when idle, ms.
@@ -268,10 +272,16 @@ settings! {
     max_watchers: usize = WatchConfig::default().max_watchers, positive_usize;
     /// Open Watch streams per client connection.
     max_watchers_per_connection: usize = WatchConfig::default().max_watchers_per_connection, positive_usize;
+    /// Events a watcher that fell behind prepares at a time from the log.
+    watch_buffer: usize = WatchConfig::default().buffer, positive_usize;
+    /// Changesets the live feed holds for watchers; one that falls further behind is served from the log.
+    watch_feed_capacity: usize = WatchConfig::default().feed_capacity, positive_usize;
     /// HTTP/2 connection window, bytes.
     h2_connection_window: u32 = Http2Config::default().connection_window, h2_window;
     /// HTTP/2 stream window, bytes.
     h2_stream_window: u32 = Http2Config::default().stream_window, h2_window;
+    /// HTTP/2 streams (calls and Watch streams) open at once per connection.
+    h2_max_concurrent_streams: u32 = Http2Config::default().max_concurrent_streams, positive;
     /// Postgres pool size.
     pg_max_connections: u32 = PgOptions::default().max_connections, positive;
     /// How long a query waits for a Postgres connection, ms.
@@ -405,23 +415,27 @@ impl Settings {
             console: e.console,
             limits: Limits {
                 max_batch: e.max_batch,
+                max_changes: e.max_changes,
+                max_page_size: e.max_page_size,
                 max_wait: ms(e.max_wait_ms),
                 max_message_bytes: e.max_message_bytes,
                 max_concurrent_requests: e.max_concurrent_requests,
                 concurrency_per_connection: e.concurrency_per_connection,
                 request_timeout: ms(e.request_timeout_ms),
                 body_timeout: ms(e.body_timeout_ms),
-                ..Limits::default()
             },
             watch: WatchConfig {
                 progress_interval: ms(e.progress_interval_ms),
                 max_watchers: e.max_watchers,
                 max_watchers_per_connection: e.max_watchers_per_connection,
+                buffer: e.watch_buffer,
+                feed_capacity: e.watch_feed_capacity,
                 ..WatchConfig::default()
             },
             http2: Http2Config {
                 connection_window: e.h2_connection_window,
                 stream_window: e.h2_stream_window,
+                max_concurrent_streams: e.h2_max_concurrent_streams,
                 ..Http2Config::default()
             },
             database_url: e.database_url.clone(),

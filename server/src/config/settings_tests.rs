@@ -80,3 +80,21 @@ fn every_key_is_a_flag_an_environment_variable_and_a_printed_line() {
     assert_eq!(Settings::default().resolve(&file).unwrap().otlp_endpoint.as_deref(), Some("http://collector:4317"));
     assert!(Settings::default().resolve(&toml::from_str("otlp_endpoint = \"ftp://x\"").unwrap()).is_err());
 }
+
+#[test]
+fn every_limit_of_the_config_can_be_set() {
+    let file: Settings = toml::from_str(
+        "max_changes = 2\nmax_page_size = 7\nwatch_buffer = 8\nwatch_feed_capacity = 16\nh2_max_concurrent_streams = 100\n",
+    )
+    .unwrap();
+    let r = Settings::default().resolve(&file).unwrap();
+    assert_eq!(r.config.limits.max_changes, 2);
+    assert_eq!(r.config.limits.max_page_size, 7);
+    assert_eq!(r.config.watch.buffer, 8);
+    assert_eq!(r.config.watch.feed_capacity, 16);
+    assert_eq!(r.config.http2.max_concurrent_streams, 100);
+    let bad = |s: Settings| s.resolve(&Settings::default()).unwrap_err().to_string();
+    assert!(bad(Settings { max_page_size: Some(0), ..Default::default() }).contains("max_page_size"));
+    assert!(bad(Settings { watch_feed_capacity: Some(0), ..Default::default() }).contains("watch_feed_capacity"));
+    assert!(bad(Settings { h2_max_concurrent_streams: Some(0), ..Default::default() }).contains("h2_max_concurrent"));
+}

@@ -68,7 +68,7 @@ pub fn watch_event_frame(e: &Event, store_id: &str) -> bytes::Bytes {
 /// `message` in gRPC's length-prefixed framing (uncompressed).
 pub fn grpc_frame(message: &impl prost::Message) -> bytes::Bytes {
     let len = message.encoded_len();
-    let mut buf = Vec::with_capacity(5 + len);
+    let mut buf = Vec::with_capacity(eligibility::GRPC_PREFIX + len);
     buf.push(0);
     // A message over 4 GiB cannot be framed; ours are bounded far below
     // by the request limits and list sizes.

@@ -15,6 +15,38 @@ use prost::{
 
 use crate::snapshot::DecisionRef;
 
+/// The field numbers of the messages encoded and read here, named as in
+/// `proto/eligibility/v1/` (a test checks them against the descriptors).
+mod tag {
+    /// `BatchCheckResponse.header`.
+    pub const RESPONSE_HEADER: u32 = 1;
+    /// `BatchCheckResponse.decisions`.
+    pub const RESPONSE_DECISIONS: u32 = 2;
+    /// `Decision.list_id`.
+    pub const DECISION_LIST_ID: u32 = 1;
+    /// `Decision.country`.
+    pub const DECISION_COUNTRY: u32 = 2;
+    /// `Decision.eligible`.
+    pub const DECISION_ELIGIBLE: u32 = 3;
+    /// `Decision.reason`.
+    pub const DECISION_REASON: u32 = 4;
+    /// `Decision.deciding_change`.
+    pub const DECISION_DECIDING_CHANGE: u32 = 5;
+    /// `Decision.conditions`.
+    pub const DECISION_CONDITIONS: u32 = 6;
+    /// `BatchCheckRequest.items`.
+    pub const REQUEST_ITEMS: u32 = 1;
+    /// `BatchCheckRequest.point`.
+    pub const REQUEST_POINT: u32 = 2;
+    /// `CheckItem.list_id`.
+    pub const ITEM_LIST_ID: u32 = 1;
+    /// `CheckItem.country`.
+    pub const ITEM_COUNTRY: u32 = 2;
+}
+use tag::*;
+
+use eligibility::GRPC_PREFIX;
+
 /// Length of a length-delimited field `tag` carrying `len` bytes.
 fn delimited_len(tag: u32, len: usize) -> usize {
     prost::encoding::key_len(tag) + encoded_len_varint(len as u64) + len
@@ -58,23 +90,23 @@ fn put_varint(tag: u32, v: u64, buf: &mut Vec<u8>) {
 
 /// One decision's fields (without its own tag and length).
 fn decision_len(d: &DecisionRef<'_>, deciding: Option<&[u8]>) -> usize {
-    str_len(1, d.list.as_str())
-        + str_len(2, d.country.alpha2())
-        + varint_len(3, u64::from(d.eligible))
-        + varint_len(4, d.reason.to_proto() as u64)
-        + deciding.map_or(0, |b| delimited_len(5, b.len()))
-        + str_len(6, d.conditions())
+    str_len(DECISION_LIST_ID, d.list.as_str())
+        + str_len(DECISION_COUNTRY, d.country.alpha2())
+        + varint_len(DECISION_ELIGIBLE, u64::from(d.eligible))
+        + varint_len(DECISION_REASON, d.reason.to_proto() as u64)
+        + deciding.map_or(0, |b| delimited_len(DECISION_DECIDING_CHANGE, b.len()))
+        + str_len(DECISION_CONDITIONS, d.conditions())
 }
 
 fn put_decision(d: &DecisionRef<'_>, deciding: Option<&[u8]>, buf: &mut Vec<u8>) {
-    put_str(1, d.list.as_str(), buf);
-    put_str(2, d.country.alpha2(), buf);
-    put_varint(3, u64::from(d.eligible), buf);
-    put_varint(4, d.reason.to_proto() as u64, buf);
+    put_str(DECISION_LIST_ID, d.list.as_str(), buf);
+    put_str(DECISION_COUNTRY, d.country.alpha2(), buf);
+    put_varint(DECISION_ELIGIBLE, u64::from(d.eligible), buf);
+    put_varint(DECISION_REASON, d.reason.to_proto() as u64, buf);
     if let Some(b) = deciding {
-        put_delimited(5, b, buf);
+        put_delimited(DECISION_DECIDING_CHANGE, b, buf);
     }
-    put_str(6, d.conditions(), buf);
+    put_str(DECISION_CONDITIONS, d.conditions(), buf);
 }
 
 /// The gRPC frame (flag, length, message) of a `BatchCheckResponse` with
@@ -100,13 +132,14 @@ pub fn batch_check_frame(header: &pb::ResponseHeader, decisions: &[DecisionRef<'
     let header = header.encode_to_vec();
     // Each decision's length, once: the total needs them, then each item's prefix.
     let lens: Vec<usize> = decisions.iter().enumerate().map(|(i, d)| decision_len(d, deciding(i))).collect();
-    let len = delimited_len(1, header.len()) + lens.iter().map(|&l| delimited_len(2, l)).sum::<usize>();
-    let mut buf = Vec::with_capacity(5 + len);
+    let len = delimited_len(RESPONSE_HEADER, header.len())
+        + lens.iter().map(|&l| delimited_len(RESPONSE_DECISIONS, l)).sum::<usize>();
+    let mut buf = Vec::with_capacity(GRPC_PREFIX + len);
     buf.push(0);
     buf.put_u32(len as u32);
-    put_delimited(1, &header, &mut buf);
+    put_delimited(RESPONSE_HEADER, &header, &mut buf);
     for (i, d) in decisions.iter().enumerate() {
-        encode_key(2, WireType::LengthDelimited, &mut buf);
+        encode_key(RESPONSE_DECISIONS, WireType::LengthDelimited, &mut buf);
         encode_varint(lens[i] as u64, &mut buf);
         put_decision(d, deciding(i), &mut buf);
     }
@@ -128,20 +161,20 @@ pub(crate) struct BatchItems {
 
 impl BatchItems {
     fn item_len(list: &[u8], country: &[u8]) -> usize {
-        bytes_len(1, list) + bytes_len(2, country)
+        bytes_len(ITEM_LIST_ID, list) + bytes_len(ITEM_COUNTRY, country)
     }
 }
 
 impl Message for BatchItems {
     fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
         for (list, country) in &self.items {
-            encode_key(1, WireType::LengthDelimited, buf);
+            encode_key(REQUEST_ITEMS, WireType::LengthDelimited, buf);
             encode_varint(Self::item_len(list, country) as u64, buf);
-            put_bytes(1, list, buf);
-            put_bytes(2, country, buf);
+            put_bytes(ITEM_LIST_ID, list, buf);
+            put_bytes(ITEM_COUNTRY, country, buf);
         }
         if let Some(p) = &self.point {
-            prost::encoding::message::encode(2, p, buf);
+            prost::encoding::message::encode(REQUEST_POINT, p, buf);
         }
     }
 
@@ -154,7 +187,7 @@ impl Message for BatchItems {
     ) -> Result<(), prost::DecodeError> {
         use prost::encoding::{bytes as pbytes, decode_key, skip_field};
         match tag {
-            1 => {
+            REQUEST_ITEMS => {
                 // The item's bytes, sliced (not copied) from the request.
                 let mut item = Bytes::new();
                 pbytes::merge(wire_type, &mut item, buf, ctx.clone())?;
@@ -162,26 +195,62 @@ impl Message for BatchItems {
                 while bytes::Buf::has_remaining(&item) {
                     let (tag, wire_type) = decode_key(&mut item)?;
                     match tag {
-                        1 => pbytes::merge(wire_type, &mut list, &mut item, ctx.clone())?,
-                        2 => pbytes::merge(wire_type, &mut country, &mut item, ctx.clone())?,
+                        ITEM_LIST_ID => pbytes::merge(wire_type, &mut list, &mut item, ctx.clone())?,
+                        ITEM_COUNTRY => pbytes::merge(wire_type, &mut country, &mut item, ctx.clone())?,
                         _ => skip_field(wire_type, tag, &mut item, ctx.clone())?,
                     }
                 }
                 self.items.push((list, country));
                 Ok(())
             }
-            2 => prost::encoding::message::merge(wire_type, self.point.get_or_insert_with(Default::default), buf, ctx),
+            REQUEST_POINT => {
+                prost::encoding::message::merge(wire_type, self.point.get_or_insert_with(Default::default), buf, ctx)
+            }
             _ => skip_field(wire_type, tag, buf, ctx),
         }
     }
 
     fn encoded_len(&self) -> usize {
-        let items: usize = self.items.iter().map(|(l, c)| delimited_len(1, Self::item_len(l, c))).sum();
-        items + self.point.as_ref().map_or(0, |p| prost::encoding::message::encoded_len(2, p))
+        let items: usize = self.items.iter().map(|(l, c)| delimited_len(REQUEST_ITEMS, Self::item_len(l, c))).sum();
+        items + self.point.as_ref().map_or(0, |p| prost::encoding::message::encoded_len(REQUEST_POINT, p))
     }
 
     fn clear(&mut self) {
         self.items.clear();
         self.point = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost_types::FileDescriptorSet;
+
+    use super::*;
+
+    /// The named field numbers are the descriptors' own.
+    #[test]
+    fn tags_are_the_protos() {
+        let set = FileDescriptorSet::decode(eligibility::FILE_DESCRIPTOR_SET).unwrap();
+        let number = |message: &str, field: &str| {
+            set.file
+                .iter()
+                .flat_map(|f| &f.message_type)
+                .find(|m| m.name() == message)
+                .and_then(|m| m.field.iter().find(|f| f.name() == field))
+                .map(|f| f.number() as u32)
+                .unwrap_or_else(|| panic!("{message}.{field}"))
+        };
+        assert_eq!(number("BatchCheckResponse", "header"), RESPONSE_HEADER);
+        assert_eq!(number("BatchCheckResponse", "decisions"), RESPONSE_DECISIONS);
+        assert_eq!(number("Decision", "list_id"), DECISION_LIST_ID);
+        assert_eq!(number("Decision", "country"), DECISION_COUNTRY);
+        assert_eq!(number("Decision", "eligible"), DECISION_ELIGIBLE);
+        assert_eq!(number("Decision", "reason"), DECISION_REASON);
+        assert_eq!(number("Decision", "deciding_change"), DECISION_DECIDING_CHANGE);
+        assert_eq!(number("Decision", "conditions"), DECISION_CONDITIONS);
+        assert_eq!(number("BatchCheckRequest", "items"), REQUEST_ITEMS);
+        assert_eq!(number("BatchCheckRequest", "point"), REQUEST_POINT);
+        assert_eq!(number("CheckItem", "list_id"), ITEM_LIST_ID);
+        assert_eq!(number("CheckItem", "country"), ITEM_COUNTRY);
     }
 }

@@ -26,6 +26,8 @@ use tonic::{Request, Status, body::Body};
 
 use futures_util::Stream;
 
+use eligibility::GRPC_PREFIX;
+
 use super::query::EligibilityService;
 use crate::{
     app::Watching,
@@ -40,7 +42,7 @@ use crate::{
 async fn read_request<M: Message + Default>(body: &mut Body, max: usize, name: &str) -> Result<M, Status> {
     let mut buf = BytesMut::new();
     loop {
-        if buf.len() >= 5 {
+        if buf.len() >= GRPC_PREFIX {
             if buf[0] != 0 {
                 return Err(Status::unimplemented(
                     "compressed requests are not supported; send WatchRequest uncompressed",
@@ -54,8 +56,8 @@ async fn read_request<M: Message + Default>(body: &mut Body, max: usize, name: &
                     "the request message is {len} bytes; the limit is {max} bytes"
                 )));
             }
-            if buf.len() >= 5 + len {
-                buf.advance(5);
+            if buf.len() >= GRPC_PREFIX + len {
+                buf.advance(GRPC_PREFIX);
                 return M::decode(buf.split_to(len).freeze())
                     .map_err(|e| Status::invalid_argument(format!("invalid {name}: {e}")));
             }

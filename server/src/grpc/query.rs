@@ -156,7 +156,8 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
         use prost::Message;
         let stream = self.open_watch(req).await?.events;
         let decoded = stream.map(|frame| {
-            pb::WatchEvent::decode(frame.slice(5.min(frame.len())..)).map_err(|e| Status::internal(e.to_string()))
+            pb::WatchEvent::decode(frame.slice(eligibility::GRPC_PREFIX.min(frame.len())..))
+                .map_err(|e| Status::internal(e.to_string()))
         });
         Ok(Response::new(Box::pin(decoded)))
     }

@@ -19,6 +19,8 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use tonic::{Status, body::Body};
 
+use eligibility::GRPC_PREFIX;
+
 use crate::{
     budget::Active,
     lifecycle::Shutdown,
@@ -199,7 +201,7 @@ async fn check_size(mut body: Body, max: usize) -> Result<Body, Status> {
     let mut head = Bytes::new();
     let mut trailers = None;
     let mut error = None;
-    while head.len() < 5 {
+    while head.len() < GRPC_PREFIX {
         match body.frame().await {
             Some(Ok(frame)) => match frame.into_data() {
                 // The common case, a whole message in the first frame, is
@@ -223,8 +225,8 @@ async fn check_size(mut body: Body, max: usize) -> Result<Body, Status> {
             None => break,
         }
     }
-    if head.len() >= 5 {
-        let len = (&head[1..5]).get_u32() as usize;
+    if head.len() >= GRPC_PREFIX {
+        let len = (&head[1..GRPC_PREFIX]).get_u32() as usize;
         if len > max {
             return Err(Status::resource_exhausted(format!(
                 "the request message is {len} bytes; the limit is {max} bytes"

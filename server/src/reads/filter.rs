@@ -38,6 +38,16 @@ impl Filter {
         self.lists.is_empty() && self.countries.is_empty() && !self.entries_only
     }
 
+    /// Whether a reader with this filter sees `cs` exactly as recorded (so
+    /// it may share the feed's item and its encoding): the filter passes
+    /// everything, `cs` is not an activation (which a reader sees carrying
+    /// the changes it activates) and it has changes to show. The one
+    /// statement of it: the watcher's live path, its log path and
+    /// [`present`] all ask this.
+    pub fn passes_whole(&self, cs: &Changeset) -> bool {
+        self.is_all() && cs.activates.is_none() && !cs.changes.is_empty()
+    }
+
     /// Whether `list` is one the filter wants.
     pub fn wants_list(&self, list: &ListId) -> bool {
         self.lists.is_empty() || self.lists.contains(list)
@@ -58,8 +68,8 @@ pub fn present(snap: &Snapshot, cs: &Arc<Changeset>, filter: &Filter) -> Option<
         Some(orig) => snap.changeset(orig)?,
         None => cs,
     };
-    if filter.is_all() && cs.activates.is_none() {
-        return (!cs.changes.is_empty()).then(|| cs.clone());
+    if filter.passes_whole(cs) {
+        return Some(cs.clone());
     }
     let changes: Vec<Change> = source.changes.iter().filter(|c| filter.matches(c)).cloned().collect();
     if changes.is_empty() {
@@ -74,4 +84,52 @@ pub fn present(snap: &Snapshot, cs: &Arc<Changeset>, filter: &Filter) -> Option<
         out.effective_at = source.effective_at;
     }
     Some(Arc::new(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use eligibility::{Revision, Timestamp};
+
+    use super::*;
+    use crate::model::EntryAction;
+
+    fn changeset(revision: u64, changes: Vec<Change>, activates: Option<u64>) -> Arc<Changeset> {
+        Arc::new(Changeset {
+            revision: Revision(revision),
+            effective_at: Timestamp::from_micros(0).unwrap(),
+            recorded_at: Timestamp::from_micros(0).unwrap(),
+            actor: "a".into(),
+            reason: "r".into(),
+            reference: "".into(),
+            request: None,
+            changes: changes.into(),
+            activates: activates.map(Revision),
+        })
+    }
+
+    #[test]
+    fn a_changeset_is_passed_whole_only_when_every_reader_would_see_it_as_recorded() {
+        let fr = Change::Entry {
+            list: ListId::parse("cyber").unwrap(),
+            country: Country::parse("FR").unwrap(),
+            action: EntryAction::Add,
+            conditions: String::new(),
+        };
+        let all = Filter::default();
+        let snap = Snapshot::empty("s");
+        let plain = changeset(1, vec![fr.clone()], None);
+        assert!(all.passes_whole(&plain));
+        assert!(Arc::ptr_eq(&present(&snap, &plain, &all).unwrap(), &plain), "shared, not copied");
+        // Nothing to show: not passed, and not presented either (the live
+        // path and the log path agree that a Progress is owed instead).
+        let empty = changeset(2, vec![], None);
+        assert!(!all.passes_whole(&empty));
+        assert!(present(&snap, &empty, &all).is_none());
+        // An activation is presented with the changes it activates.
+        let activation = changeset(3, vec![], Some(1));
+        assert!(!all.passes_whole(&activation));
+        let narrow = Filter { countries: [Country::parse("MX").unwrap()].into(), ..Filter::default() };
+        assert!(!narrow.passes_whole(&plain));
+        assert!(present(&snap, &plain, &narrow).is_none());
+    }
 }

@@ -198,8 +198,11 @@ impl Watcher {
     fn emit(&mut self, snap: &Snapshot, item: &Arc<Published>) -> Option<Event> {
         let cs = &item.changeset;
         // Unfiltered watchers share the feed's item (and its encoding).
-        let shared = self.filter.is_all() && cs.activates.is_none() && !cs.changes.is_empty();
-        let presented = if shared { Some(item.clone()) } else { present(snap, cs, &self.filter).map(Published::new) };
+        let presented = if self.filter.passes_whole(cs) {
+            Some(item.clone())
+        } else {
+            present(snap, cs, &self.filter).map(Published::new)
+        };
         self.cursor = cs.revision;
         match presented {
             Some(p) => {
@@ -358,7 +361,7 @@ impl Watcher {
         if rev != self.cursor.next() {
             return None;
         }
-        if self.filter.is_all() && item.changeset.activates.is_none() {
+        if self.filter.passes_whole(&item.changeset) {
             // The common case needs no snapshot.
             self.cursor = rev;
             self.owed = false;

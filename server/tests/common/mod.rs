@@ -37,7 +37,9 @@ pub fn spawn_server(args: &[String]) -> (Child, SocketAddr, Arc<Mutex<Vec<String
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
             if line.contains("serving eligibility.v1") {
-                let addr = line.split("\"addr\":\"Some(").nth(1).and_then(|r| r.split(')').next());
+                // A JSON log line: the address is its `addr` field.
+                let event: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+                let addr = event.as_ref().and_then(|e| e["fields"]["addr"].as_str().or(e["addr"].as_str()));
                 let _ = tx.send(addr.and_then(|a| a.parse::<SocketAddr>().ok()));
             }
             kept.lock().unwrap().push(line);
