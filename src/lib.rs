@@ -31,6 +31,10 @@ pub use time::Timestamp;
 /// (the server's fast paths, benchmarks) names it rather than writing 5.
 pub const GRPC_PREFIX: usize = 5;
 
+/// The response header (gRPC initial metadata) of a Watch, and of the
+/// HTTP event stream, that names the store the stream comes from.
+pub const STORE_ID_METADATA: &str = "eligibility-store-id";
+
 /// The well-known protobuf types the generated code uses (`Timestamp`),
 /// with their JSON mapping.
 pub use pbjson_types as wkt;

@@ -109,7 +109,7 @@ pub async fn history(bin: &PathBuf, n: u64, changes: usize, reason_len: usize, k
             }
         }
     }
-    let head = client.lists(Point::default()).await.expect("lists").0.revision;
+    let head = client.lists(Point::default()).await.expect("lists").header.revision;
     println!("  answers: head revision {} (expected {}); {asked} checks, {wrong} wrong", head.0, expected.head.0);
     assert_eq!(head, expected.head, "the restarted server's head differs");
     // The change stream from the log: the last 10 000 revisions, each once,

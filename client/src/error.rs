@@ -7,9 +7,15 @@ use eligibility::{
 use tonic::Code;
 use tonic_types::StatusExt;
 
+/// The cause behind a transport or TLS error, kept for error reporters
+/// (`std::error::Error::source`).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything a client call can fail with. Match on the variant to decide
 /// what to do; [`Error::Status`] keeps the full gRPC status for the rest.
+/// New variants may come in minor versions: keep a `_` arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The request was invalid; `field` names the offending request field
     /// (from the standard `BadRequest` error details) when the server gave
@@ -59,15 +65,28 @@ pub enum Error {
     /// Any other gRPC status.
     #[error("{}: {}", .0.code(), .0.message())]
     Status(Box<tonic::Status>),
-    /// The connection could not be set up.
-    #[error("transport: {0}")]
-    Transport(String),
+    /// The connection could not be set up (or the client's own settings,
+    /// its URL, user agent or token, cannot be used).
+    #[error("transport: {message}")]
+    Transport {
+        /// What failed, with its causes on one line.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Cause>,
+    },
     /// TLS could not be set up with the server: its certificate is not
     /// trusted, the server wants a client certificate, a certificate is
     /// unusable... The message says which, and what to give. Retrying does
     /// not help.
-    #[error("TLS: {0}")]
-    Tls(String),
+    #[error("TLS: {message}")]
+    Tls {
+        /// What failed and what to do, then the details.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The server's answer lacks something the API promises.
     #[error("invalid response: {0}")]
     InvalidResponse(String),
@@ -108,7 +127,8 @@ impl From<tonic::Status> for Error {
         // A status made on this side from a connection failure (the server
         // never answered): say what failed, not the status tonic chose.
         if let Some(t) = std::error::Error::source(&s).and_then(|e| e.downcast_ref::<tonic::transport::Error>()) {
-            return connection_error(&chain(t));
+            let chain = chain(t);
+            return connection_error(&chain, Some(Box::new(s)));
         }
         let message = s.message().to_owned();
         match s.code() {
@@ -143,7 +163,8 @@ impl From<tonic::Status> for Error {
 
 impl From<tonic::transport::Error> for Error {
     fn from(e: tonic::transport::Error) -> Self {
-        connection_error(&chain(&e))
+        let chain = chain(&e);
+        connection_error(&chain, Some(Box::new(e)))
     }
 }
 
@@ -189,10 +210,17 @@ const TLS_HINTS: &[(&str, &str)] = &[
 ];
 
 /// A connection failure: a TLS one (with what to do) or a transport one.
-fn connection_error(chain: &str) -> Error {
+fn connection_error(chain: &str, source: Option<Cause>) -> Error {
     match TLS_HINTS.iter().find(|(needle, _)| chain.contains(needle)) {
-        Some(_) => Error::Tls(explain(chain)),
-        None => Error::Transport(chain.to_owned()),
+        Some(_) => Error::Tls { message: explain(chain), source },
+        None => Error::Transport { message: chain.to_owned(), source },
+    }
+}
+
+impl Error {
+    /// A transport error of the client's own making, with its cause.
+    pub(crate) fn transport(message: impl Into<String>, source: Option<Cause>) -> Error {
+        Error::Transport { message: message.into(), source }
     }
 }
 
@@ -210,7 +238,7 @@ impl Error {
     /// policy; a write may be retried with the same request id.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Unavailable(_) | Error::Transport(_) => true,
+            Error::Unavailable(_) | Error::Transport { .. } => true,
             Error::Status(s) => {
                 matches!(s.code(), Code::Unknown | Code::Cancelled) && std::error::Error::source(s.as_ref()).is_some()
             }

@@ -42,6 +42,9 @@
 //!         WatchEvent::Changeset(c) => println!("revision {}: {}", c.revision, c.reason),
 //!         WatchEvent::Progress(r) => println!("up to date through {r}"),
 //!         WatchEvent::Snapshot { revision, .. } => println!("snapshot at {revision}"),
+//!         // Events, answers, options and errors are `#[non_exhaustive]`:
+//!         // a later minor version may add to them.
+//!         _ => {}
 //!     }
 //! }
 //! # Ok(()) }
@@ -107,8 +110,8 @@ mod types;
 mod watch;
 
 pub use client::{
-    Auth, BatchAnswer, CheckAnswer, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Members,
-    RetryPolicy, TlsOptions, Transport,
+    BatchAnswer, CheckAnswer, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, HistoryAnswer,
+    ListAnswer, ListsAnswer, Members, RetryPolicy, TlsOptions, Transport,
 };
 pub use eligibility::{Consistency, Country, ListId, Point, Revision, Timestamp, point_to_proto};
 pub use error::{Error, Result};

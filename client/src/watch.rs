@@ -52,6 +52,7 @@ pub enum WatchStart {
 
 /// What to watch and how to reconnect.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct WatchOptions {
     /// Where to start.
     pub start: WatchStart,
@@ -110,6 +111,7 @@ impl WatchOptions {
 
 /// One list's state in a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SnapshotList {
     /// Metadata.
     pub list: List,
@@ -123,6 +125,7 @@ pub struct SnapshotList {
 
 /// An event of the change stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WatchEvent {
     /// A changeset (filtered). Its revision is above every revision yielded
     /// before.
@@ -154,6 +157,7 @@ impl WatchEvent {
 
 /// The stream's connection state.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConnectionState {
     /// Connecting for the first time.
     Connecting,
@@ -177,9 +181,18 @@ pub struct WatchStream {
     rx: mpsc::Receiver<Result<WatchEvent>>,
     state: watch::Receiver<ConnectionState>,
     task: tokio::task::JoinHandle<()>,
+    store_id: Option<String>,
 }
 
 impl WatchStream {
+    /// The store the stream comes from, as the server named it when the
+    /// stream opened (every resume is pinned to it); `None` from a server
+    /// that does not name it (it is then learned from the first event
+    /// that carries it).
+    pub fn store_id(&self) -> Option<&str> {
+        self.store_id.as_deref()
+    }
+
     /// The connection state now.
     pub fn state(&self) -> ConnectionState {
         self.state.borrow().clone()
@@ -209,18 +222,17 @@ impl Client {
     /// Opens an auto-resuming watch (see [`WatchStream`]). The first call is
     /// made before this returns, so a request the server refuses (unknown
     /// list, bad country, another store) fails here.
-    pub async fn watch(&self, mut options: WatchOptions) -> Result<WatchStream> {
-        if options.store_id.is_none() {
-            // Pin the store before the first event, so even a resume that
-            // happens before any progress event names it.
-            options.store_id = Some(self.lists(eligibility::Point::latest()).await?.0.store_id);
-        }
+    pub async fn watch(&self, options: WatchOptions) -> Result<WatchStream> {
         let (tx, rx) = mpsc::channel(256);
         let (state_tx, state) = watch::channel(ConnectionState::Connecting);
         let mut w = Resumer { client: self.clone(), options, cursor: None, state: state_tx, tx };
+        // The first call pins the store (the server names it in the
+        // response's metadata), so even a resume before any progress event
+        // names it, without a call of its own.
         let first = w.open().await?;
+        let store_id = w.options.store_id.clone();
         let task = tokio::spawn(async move { w.run(first).await });
-        Ok(WatchStream { rx, state, task })
+        Ok(WatchStream { rx, state, task, store_id })
     }
 }
 
@@ -261,6 +273,12 @@ impl Resumer {
         let expected = self.options.store_id.clone();
         match self.client.raw_query().watch(self.request()).await {
             Ok(r) => {
+                let named = r.metadata().get(eligibility::STORE_ID_METADATA).and_then(|v| v.to_str().ok());
+                if let Some(id) = named
+                    && !self.note_store(id)
+                {
+                    return Err(self.mismatch(id));
+                }
                 self.state.send_replace(ConnectionState::Connected);
                 Ok(r.into_inner())
             }

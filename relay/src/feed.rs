@@ -152,7 +152,10 @@ where
                     }
                     lag.set(head.0.saturating_sub(after.0) as f64);
                 }
-                Ok(WatchEvent::Snapshot { .. }) => {}
+                // A snapshot (this feed starts after a revision, so none
+                // comes), and whatever later versions of the stream add:
+                // nothing to deliver.
+                Ok(_) => {}
                 Err(e) => {
                     check_store(&e)?;
                     outage.down(&e);

@@ -56,7 +56,7 @@ async fn run(config: config::Config) -> Result<(), String> {
     // The store the positions belong to, from the server (waiting for it).
     let store_id =
         feed::until_ok(format!("the eligibility server at {}", config.server), config.max_backoff, || async {
-            client.lists(Point::latest()).await.map(|(header, _)| header.store_id)
+            client.lists(Point::latest()).await.map(|a| a.header.store_id)
         })
         .await;
     tracing::info!(server = %config.server, store_id, nats = config.nats.is_some(), webhooks = config.webhooks.len(), "relaying");

@@ -64,7 +64,7 @@ async fn expected(
     lists: &[ListId],
     countries: &[eligibility_client::Country],
 ) -> BTreeSet<(u64, String)> {
-    let head = client.lists(Point::latest()).await.unwrap().0.revision;
+    let head = client.lists(Point::latest()).await.unwrap().header.revision;
     let mut options = WatchOptions::from(WatchStart::After(Revision(0)));
     for l in lists {
         options = options.with_list(l.clone());
@@ -153,7 +153,7 @@ async fn every_revision_and_list_once_in_order_through_kills_and_cuts() {
     }
     let want = expected(&client, &[], &[]).await;
     let got = until_complete(&stream, &want, Duration::from_secs(60)).await;
-    let store_id = client.lists(Point::latest()).await.unwrap().0.store_id;
+    let store_id = client.lists(Point::latest()).await.unwrap().header.store_id;
     // Exactly once.
     let mut seen = BTreeMap::new();
     for m in &got {

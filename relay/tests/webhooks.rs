@@ -150,7 +150,7 @@ async fn every_revision_arrives_in_order_through_failures_and_restarts() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (header, _) = client.lists(Point::latest()).await.unwrap();
+    let header = client.lists(Point::latest()).await.unwrap().header;
     let head = header.revision.0;
     let good = delivered(dir.path(), head, Duration::from_secs(120), &relay).await;
     // In order, none missing; a repeat only of the revision just before
@@ -210,7 +210,7 @@ async fn write_to_webhook_latency() {
         // One at a time, as changes arrive in practice.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let head = client.lists(Point::latest()).await.unwrap().0.revision.0;
+    let head = client.lists(Point::latest()).await.unwrap().header.revision.0;
     let good = delivered(dir.path(), head, Duration::from_secs(60), &relay).await;
     // The list's creation came before the relay: not a live delivery.
     let mut latencies: Vec<f64> = good.iter().filter(|r| r.revision > Some(1)).filter_map(|r| r.latency_ms).collect();

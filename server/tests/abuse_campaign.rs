@@ -128,7 +128,7 @@ async fn stalled_readers_floods_and_slow_clients_leave_the_server_bounded_and_re
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let check = checks.stop().await;
     let peak = sampler.stop().await;
-    let head = client.lists(eligibility_client::Point::latest()).await.unwrap().0.revision.0;
+    let head = client.lists(eligibility_client::Point::latest()).await.unwrap().header.revision.0;
     let cut = server.log_count("slow consumers cut");
     report.push(format!(
         "stalled: {} Watch streams on {} connections + {} event streams, {} changesets of ~1.3 KB: RSS {} -> peak {} MiB \

@@ -75,13 +75,14 @@ struct Acked {
 /// Every acknowledged changeset is there with its content; revisions are
 /// dense from 1.
 async fn verify(client: &Client, list: &ListId, acked: &[Acked]) -> u64 {
-    let (header, lists) = client.lists(Point::latest()).await.unwrap();
+    let eligibility_client::ListsAnswer { header, lists, .. } = client.lists(Point::latest()).await.unwrap();
     if lists.is_empty() {
         assert!(acked.is_empty(), "acknowledged changesets lost: the store is empty");
         assert_eq!(header.revision, Revision(0));
         return 0;
     }
-    let (header, history) = client.history(list, None, None).await.unwrap();
+    let eligibility_client::HistoryAnswer { header, changesets: history, .. } =
+        client.history(list, None, None).await.unwrap();
     let revs: Vec<u64> = history.iter().map(|c| c.revision.0).collect();
     assert_eq!(revs, (1..=header.revision.0).collect::<Vec<_>>(), "dense revisions");
     for a in acked {

@@ -242,3 +242,26 @@ async fn mirror_fails_closed_when_stale_and_recovers() {
     assert!(mirror.status().connected);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_watch_learns_its_store_as_it_opens_and_connection_errors_keep_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), true).await;
+    let store = server.registry.store_id().to_string();
+    // The server names its store in the Watch response's metadata...
+    let req = eligibility_client::proto::WatchRequest::default();
+    let resp = server.client().await.raw_query().watch(req).await.unwrap();
+    assert_eq!(resp.metadata().get(eligibility::STORE_ID_METADATA).unwrap().to_str().unwrap(), store);
+    // ...so the client's watch is pinned to it as soon as it returns.
+    let stream = server.client().await.watch(WatchOptions::from(WatchStart::Now)).await.unwrap();
+    assert_eq!(stream.store_id(), Some(store.as_str()));
+    drop(stream);
+    server.stop().await;
+
+    // A refused connection: a transport error whose cause is kept.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let e = eligibility_client::Client::connect(format!("http://{closed}")).await.unwrap_err();
+    assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+    let cause = std::error::Error::source(&e).expect("the transport error's cause");
+    assert!(cause.to_string().contains("transport") || cause.source().is_some(), "{cause}");
+}

@@ -119,7 +119,7 @@ async fn activation_is_recorded_once_across_replicas() {
     assert_eq!(marker.revision.0, act.revision.0 + 1, "no second activation entry");
     // A reads its own log: wait until it has caught up with B's marker.
     ca.check_at(&list("l"), cc("FR"), Point::latest().min_revision(marker.revision)).await.unwrap();
-    let (_, history) = ca.history(&list("l"), None, None).await.unwrap();
+    let history = ca.history(&list("l"), None, None).await.unwrap().changesets;
     assert_eq!(history.iter().filter(|c| c.activates.is_some()).count(), 1);
     a.stop().await;
     b.stop().await;

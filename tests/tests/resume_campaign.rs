@@ -32,20 +32,12 @@ async fn watchers_cut_at_random_see_every_revision_exactly_once() {
     let reconnects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for s in &seen {
         let c = Client::builder(format!("http://{}", proxy.addr))
-            .with_retry(RetryPolicy {
-                max_attempts: 20,
-                initial_backoff: Duration::from_millis(5),
-                max_backoff: Duration::from_millis(50),
-            })
+            .with_retry(RetryPolicy::new(20, Duration::from_millis(5), Duration::from_millis(50)))
             .connect()
             .await
             .unwrap();
         let mut opts = WatchOptions::from(WatchStart::After(Revision(0)));
-        opts.reconnect = RetryPolicy {
-            max_attempts: 0,
-            initial_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(50),
-        };
+        opts.reconnect = RetryPolicy::new(0, Duration::from_millis(5), Duration::from_millis(50));
         let mut stream = c.watch(opts).await.unwrap();
         let mut states = stream.state_changes();
         let r = reconnects.clone();

@@ -65,7 +65,7 @@ async fn before_the_cut_the_removed_countries_were_eligible() {
     assert_eq!(codes, AFTER_CUT.to_vec());
     assert_eq!(client.members(&cyber, before).await.unwrap().entries.len(), 41);
     // Before the list existed in the record (revision 0) there is no list.
-    let (_, lists) = client.lists(Point::latest()).await.unwrap();
+    let lists = client.lists(Point::latest()).await.unwrap().lists;
     assert_eq!(lists.len(), 1);
     assert_eq!(lists[0].member_count, 37);
 }
@@ -75,12 +75,13 @@ async fn history_shows_the_cut_with_its_basis() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path(), true).await;
     let client = server.client().await;
-    let (header, history) = client.history(&list("cyber"), Some(cc("MX")), None).await.unwrap();
+    let eligibility_client::HistoryAnswer { header, changesets: history, .. } =
+        client.history(&list("cyber"), Some(cc("MX")), None).await.unwrap();
     assert_eq!(header.revision, Revision(3));
     let revs: Vec<u64> = history.iter().map(|c| c.revision.0).collect();
     assert_eq!(revs, [2, 3]);
     assert_eq!(history[1].changes.len(), 1, "filtered to MX's change");
-    let (_, all) = client.history(&list("cyber"), None, None).await.unwrap();
+    let all = client.history(&list("cyber"), None, None).await.unwrap().changesets;
     assert_eq!(all.iter().map(|c| c.revision.0).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(all[2].changes.len(), 4);
     assert_eq!(all[1].changes.len(), 41);

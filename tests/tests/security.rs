@@ -97,7 +97,7 @@ async fn each_role_is_allowed_and_refused_what_it_should_be() {
     let w = admin.create_list(&new_list("embargo"), &WriteOptions::reason("new")).await.unwrap();
     assert_eq!(w.changeset.as_ref().unwrap().actor, "ada");
     assert!(matches!(w.changeset.unwrap().changes[0], Change::ListCreated(_)));
-    let (_, history) = reader.history(&cyber, Some(cc("MX")), None).await.unwrap();
+    let history = reader.history(&cyber, Some(cc("MX")), None).await.unwrap().changesets;
     assert_eq!(history.last().unwrap().actor, "will");
     assert!(admin.apply(&change, None, &WriteOptions::reason("admin writes too")).await.is_ok());
 }
@@ -194,7 +194,7 @@ async fn tls_end_to_end_with_a_token() {
     };
     let server = TestServer::start_with(config).await;
     let url = format!("https://localhost:{}", server.addr.port());
-    let tls = TlsOptions { ca_pem: Some(p.ca_pem.clone().into_bytes()), identity: None, domain: None };
+    let tls = TlsOptions::trusting(p.ca_pem.clone().into_bytes());
     let c = Client::builder(url.clone()).with_tls(tls.clone()).with_bearer_token(WRITER).connect().await.unwrap();
     let a = c.check(&list("cyber"), cc("MX")).await.unwrap();
     assert!(!a.decision.eligible);
@@ -235,10 +235,9 @@ async fn mtls_requires_a_client_certificate_and_its_name_is_the_principal() {
     };
     let server = TestServer::start_with(config).await;
     let url = format!("https://localhost:{}", server.addr.port());
-    let opts = |identity: Option<(String, String)>| TlsOptions {
-        ca_pem: Some(p.ca_pem.clone().into_bytes()),
-        identity: identity.map(|(c, k)| (c.into_bytes(), k.into_bytes())),
-        domain: None,
+    let opts = |identity: Option<(String, String)>| match identity {
+        Some((c, k)) => TlsOptions::trusting(p.ca_pem.clone()).with_identity(c, k),
+        None => TlsOptions::trusting(p.ca_pem.clone()),
     };
     // No client certificate: refused at the handshake (or the first call).
     let no_cert = Client::builder(url.clone())

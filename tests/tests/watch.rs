@@ -290,7 +290,7 @@ async fn activation_entry_is_recorded_once_at_its_time_even_across_restart() {
     let client = server.client().await;
     let r = add(&client, "l", "FR", "marker").await;
     assert_eq!(r.0, act.revision + 1, "no second activation after restart");
-    let (_, history) = client.history(&list("l"), None, None).await.unwrap();
+    let history = client.history(&list("l"), None, None).await.unwrap().changesets;
     assert_eq!(history.iter().filter(|c| c.activates.is_some()).count(), 1);
 }
 

@@ -258,13 +258,13 @@ async fn list_metadata_create_update_and_exists() {
     assert!(matches!(err, Error::AlreadyExists(ref m) if m.contains("\"x\"")), "{err:?}");
     let upd = c.update_list(&l, Some("New title".into()), None, None, &WriteOptions::reason("rename")).await.unwrap();
     assert_eq!(upd.revision, Revision(2));
-    let (_, got) = c.get_list(&l, Point::latest()).await.unwrap();
+    let got = c.get_list(&l, Point::latest()).await.unwrap().list;
     assert_eq!(got.title, "New title");
     assert_eq!(got.authority, "test authority");
     assert_eq!(got.mode, ListMode::Denylist);
     assert_eq!(got.updated_revision, Revision(2));
     // The old title is still there at revision 1.
-    let (_, old) = c.get_list(&l, Point::latest().at_revision(Revision(1))).await.unwrap();
+    let old = c.get_list(&l, Point::latest().at_revision(Revision(1))).await.unwrap().list;
     assert_eq!(old.title, "x list");
     // An update that changes nothing records nothing.
     let noop = c.update_list(&l, Some("New title".into()), None, None, &WriteOptions::reason("same")).await.unwrap();
@@ -287,7 +287,7 @@ async fn restart_keeps_answers_revision_and_store_id() {
         answers.push(c.check_at(&cyber, *country, Point::as_of(at("2021-10-15"))).await.unwrap());
         answers.push(c.check(&cyber, *country).await.unwrap());
     }
-    let (_, history) = c.history(&cyber, None, None).await.unwrap();
+    let history = c.history(&cyber, None, None).await.unwrap().changesets;
     server.stop().await;
 
     // Same data directory, new process state; `--demo` again is a no-op.
@@ -303,7 +303,7 @@ async fn restart_keeps_answers_revision_and_store_id() {
         assert_eq!(a.header.revision, b.header.revision);
         assert_eq!(a.header.store_id, b.header.store_id);
     }
-    assert_eq!(c.history(&cyber, None, None).await.unwrap().1, history);
+    assert_eq!(c.history(&cyber, None, None).await.unwrap().changesets, history);
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Adds the bearer token (if any) to every call.
 #[derive(Clone, Debug, Default)]
-pub struct Auth {
+pub(crate) struct Auth {
     header: Option<MetadataValue<Ascii>>,
 }
 
@@ -33,12 +33,36 @@ impl Interceptor for Auth {
     }
 }
 
-/// The transport under the generated clients: a channel with the auth
-/// interceptor.
-pub type Transport = InterceptedService<Channel, Auth>;
+/// The transport under the generated clients ([`crate::Client::raw_query`],
+/// [`crate::Client::raw_admin`]): the client's connection, with its bearer
+/// token added to every call. Opaque: how the token is added is the
+/// client's business (today a tonic interceptor).
+#[derive(Clone, Debug)]
+pub struct Transport(InterceptedService<Channel, Auth>);
+
+impl Transport {
+    pub(crate) fn new(channel: Channel, auth: Auth) -> Self {
+        Transport(InterceptedService::new(channel, auth))
+    }
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for Transport {
+    type Response = http::Response<tonic::service::interceptor::ResponseBody<tonic::body::Body>>;
+    type Error = tonic::transport::Error;
+    type Future = tonic::service::interceptor::ResponseFuture<tonic::transport::channel::ResponseFuture>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        self.0.call(req)
+    }
+}
 
 /// TLS settings (rustls with ring).
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct TlsOptions {
     /// PEM of the CA that signed the server's certificate (default: none:
     /// the system's root certificates are trusted instead).
@@ -49,10 +73,30 @@ pub struct TlsOptions {
     pub domain: Option<String>,
 }
 
+impl TlsOptions {
+    /// Trusts the CA in `ca_pem` (instead of the system's roots).
+    pub fn trusting(ca_pem: impl Into<Vec<u8>>) -> Self {
+        TlsOptions { ca_pem: Some(ca_pem.into()), ..TlsOptions::default() }
+    }
+
+    /// Presents this client certificate and key (PEM): mutual TLS.
+    pub fn with_identity(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Verifies the server's certificate for this name, not the URL's host.
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+}
+
 /// Retries with exponential backoff and full jitter, for idempotent calls
 /// (reads) only; writes are never retried automatically (retry them with
 /// the same request id).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in total (1 = no retry).
     pub max_attempts: u32,
@@ -69,6 +113,12 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// `max_attempts` attempts in all (0: without end, for a watch's
+    /// reconnects), the backoff growing from `initial` to `max`.
+    pub fn new(max_attempts: u32, initial: Duration, max: Duration) -> Self {
+        RetryPolicy { max_attempts, initial_backoff: initial, max_backoff: max }
+    }
+
     /// No retries.
     pub fn none() -> Self {
         RetryPolicy { max_attempts: 1, ..Self::default() }
@@ -159,7 +209,7 @@ impl ClientBuilder {
 
     fn endpoint(&self) -> Result<Endpoint> {
         let mut ep = Endpoint::from_shared(self.url.clone())
-            .map_err(|e| Error::Transport(format!("invalid url {:?}: {e}", self.url)))?
+            .map_err(|e| Error::transport(format!("invalid url {:?}: {e}", self.url), Some(Box::new(e))))?
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
             // Many watch streams may share this connection: size the
@@ -168,7 +218,9 @@ impl ClientBuilder {
             .initial_stream_window_size(Some(1 << 20))
             .tcp_nodelay(true);
         if let Some(ua) = &self.user_agent {
-            ep = ep.user_agent(ua.clone()).map_err(|e| Error::Transport(format!("invalid user agent: {e}")))?;
+            ep = ep
+                .user_agent(ua.clone())
+                .map_err(|e| Error::transport(format!("invalid user agent: {e}"), Some(Box::new(e))))?;
         }
         if let Some(k) = self.keep_alive {
             ep = ep.http2_keep_alive_interval(k).keep_alive_timeout(k).keep_alive_while_idle(true);
@@ -188,7 +240,10 @@ impl ClientBuilder {
             if let Some(d) = &tls.domain {
                 cfg = cfg.domain_name(d.clone());
             }
-            ep = ep.tls_config(cfg).map_err(|e| Error::Tls(crate::error::explain(&crate::error::chain(&e))))?;
+            ep = ep.tls_config(cfg).map_err(|e| Error::Tls {
+                message: crate::error::explain(&crate::error::chain(&e)),
+                source: Some(Box::new(e)),
+            })?;
         }
         Ok(ep)
     }
@@ -196,11 +251,11 @@ impl ClientBuilder {
     fn auth(&self) -> Result<Auth> {
         let header = match &self.token {
             None => None,
-            Some(t) => Some(
-                format!("Bearer {t}")
-                    .parse()
-                    .map_err(|_| Error::Transport("the bearer token has characters not allowed in a header".into()))?,
-            ),
+            Some(t) => {
+                Some(format!("Bearer {t}").parse().map_err(|e: tonic::metadata::errors::InvalidMetadataValue| {
+                    Error::transport("the bearer token has characters not allowed in a header", Some(Box::new(e)))
+                })?)
+            }
         };
         Ok(Auth { header })
     }

@@ -15,11 +15,11 @@ use crate::{
     types::{self, *},
 };
 
-pub use self::builder::{
-    Auth, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, RetryPolicy, TlsOptions, Transport,
-};
+use self::builder::Auth;
+pub use self::builder::{ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, RetryPolicy, TlsOptions, Transport};
 /// The answer to a check.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckAnswer {
     /// Revision, store id and valid time.
     pub header: Header,
@@ -29,6 +29,7 @@ pub struct CheckAnswer {
 
 /// The answer to a batch check.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchAnswer {
     /// Revision, store id and valid time (one snapshot for all items).
     pub header: Header,
@@ -38,6 +39,7 @@ pub struct BatchAnswer {
 
 /// A list's members at a point.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Members {
     /// Revision, store id and valid time.
     pub header: Header,
@@ -45,6 +47,36 @@ pub struct Members {
     pub mode: ListMode,
     /// The members, ordered by country code.
     pub entries: Vec<Entry>,
+}
+
+/// Every list at a point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListsAnswer {
+    /// Revision, store id and valid time.
+    pub header: Header,
+    /// The lists, by id.
+    pub lists: Vec<List>,
+}
+
+/// One list at a point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListAnswer {
+    /// Revision, store id and valid time.
+    pub header: Header,
+    /// The list.
+    pub list: List,
+}
+
+/// The changesets that touched a list (or one country on it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HistoryAnswer {
+    /// Revision (every page was read at the first page's) and store id.
+    pub header: Header,
+    /// The changesets, in revision order.
+    pub changesets: Vec<Changeset>,
 }
 
 /// A client of one server (cheap to clone; clones share the connection).
@@ -73,8 +105,8 @@ impl Client {
 
     pub(super) fn with_parts(channel: Channel, auth: Auth, retry: RetryPolicy) -> Client {
         Client {
-            query: EligibilityServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            admin: AdminServiceClient::with_interceptor(channel, auth),
+            query: EligibilityServiceClient::new(Transport::new(channel.clone(), auth.clone())),
+            admin: AdminServiceClient::new(Transport::new(channel, auth)),
             retry,
         }
     }
@@ -90,15 +122,17 @@ impl Client {
         self.admin.clone()
     }
 
-    /// Runs an idempotent call under the retry policy.
-    async fn read<T, F, Fut>(&self, call: F) -> Result<T>
+    /// Runs an idempotent call with `req` under the retry policy (each
+    /// attempt gets a copy of the request).
+    async fn read<Req, T, F, Fut>(&self, req: &Req, call: F) -> Result<T>
     where
-        F: Fn(EligibilityServiceClient<Transport>) -> Fut,
+        Req: Clone,
+        F: Fn(EligibilityServiceClient<Transport>, Req) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
         let mut attempt = 1;
         loop {
-            match call(self.query.clone()).await {
+            match call(self.query.clone(), req.clone()).await {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(s) => {
                     let e = Error::from(s);
@@ -124,12 +158,7 @@ impl Client {
             country: country.to_string(),
             point: Some(point_to_proto(&point)),
         };
-        let r = self
-            .read(|mut q| {
-                let req = req.clone();
-                async move { q.check(req).await }
-            })
-            .await?;
+        let r = self.read(&req, |mut q, r| async move { q.check(r).await }).await?;
         Ok(CheckAnswer { header: types::header(r.header)?, decision: types::decision(r.decision)? })
     }
 
@@ -142,12 +171,7 @@ impl Client {
                 .collect(),
             point: Some(point_to_proto(&point)),
         };
-        let r = self
-            .read(|mut q| {
-                let req = req.clone();
-                async move { q.batch_check(req).await }
-            })
-            .await?;
+        let r = self.read(&req, |mut q, r| async move { q.batch_check(r).await }).await?;
         Ok(BatchAnswer {
             header: types::header(r.header)?,
             decisions: r.decisions.into_iter().map(|d| types::decision(Some(d))).collect::<Result<_>>()?,
@@ -167,12 +191,7 @@ impl Client {
                 page_size: 0,
                 page_token: token,
             };
-            let r = self
-                .read(|mut q| {
-                    let req = req.clone();
-                    async move { q.list_entries(req).await }
-                })
-                .await?;
+            let r = self.read(&req, |mut q, r| async move { q.list_entries(r).await }).await?;
             let header = types::header(r.header)?;
             let entries = r.entries.into_iter().map(types::entry).collect::<Result<Vec<_>>>()?;
             match &mut out {
@@ -190,22 +209,23 @@ impl Client {
     }
 
     /// All lists at `point`.
-    pub async fn lists(&self, point: Point) -> Result<(Header, Vec<List>)> {
+    pub async fn lists(&self, point: Point) -> Result<ListsAnswer> {
         let req = pb::ListListsRequest { point: Some(point_to_proto(&point)) };
-        let r = self.read(|mut q| async move { q.list_lists(req).await }).await?;
-        Ok((types::header(r.header)?, r.lists.into_iter().map(types::list).collect::<Result<_>>()?))
+        let r = self.read(&req, |mut q, r| async move { q.list_lists(r).await }).await?;
+        Ok(ListsAnswer {
+            header: types::header(r.header)?,
+            lists: r.lists.into_iter().map(types::list).collect::<Result<_>>()?,
+        })
     }
 
     /// One list at `point`.
-    pub async fn get_list(&self, list: &ListId, point: Point) -> Result<(Header, List)> {
+    pub async fn get_list(&self, list: &ListId, point: Point) -> Result<ListAnswer> {
         let req = pb::GetListRequest { list_id: list.to_string(), point: Some(point_to_proto(&point)) };
-        let r = self
-            .read(|mut q| {
-                let req = req.clone();
-                async move { q.get_list(req).await }
-            })
-            .await?;
-        Ok((types::header(r.header)?, types::list(r.list.ok_or_else(|| Error::InvalidResponse("no list".into()))?)?))
+        let r = self.read(&req, |mut q, r| async move { q.get_list(r).await }).await?;
+        Ok(ListAnswer {
+            header: types::header(r.header)?,
+            list: types::list(r.list.ok_or_else(|| Error::InvalidResponse("no list".into()))?)?,
+        })
     }
 
     /// The changesets that touched `list` (and `country`), all pages, in
@@ -215,7 +235,7 @@ impl Client {
         list: &ListId,
         country: Option<Country>,
         at_revision: Option<Revision>,
-    ) -> Result<(Header, Vec<Changeset>)> {
+    ) -> Result<HistoryAnswer> {
         let mut token = String::new();
         let mut at = at_revision.map(|r| r.0).unwrap_or(0);
         let mut all = Vec::new();
@@ -227,12 +247,7 @@ impl Client {
                 page_size: 0,
                 page_token: token,
             };
-            let r = self
-                .read(|mut q| {
-                    let req = req.clone();
-                    async move { q.history(req).await }
-                })
-                .await?;
+            let r = self.read(&req, |mut q, r| async move { q.history(r).await }).await?;
             let header = types::header(r.header)?;
             // Later pages stay at the first page's revision.
             at = header.revision.0;
@@ -240,7 +255,7 @@ impl Client {
                 all.push(types::changeset(c)?);
             }
             if r.next_page_token.is_empty() {
-                return Ok((header, all));
+                return Ok(HistoryAnswer { header, changesets: all });
             }
             token = r.next_page_token;
         }
@@ -254,12 +269,7 @@ impl Client {
             from: Some(point_to_proto(&from)),
             to: Some(point_to_proto(&to)),
         };
-        let r = self
-            .read(|mut q| {
-                let req = req.clone();
-                async move { q.diff(req).await }
-            })
-            .await?;
+        let r = self.read(&req, |mut q, r| async move { q.diff(r).await }).await?;
         let countries = |v: Vec<String>| v.iter().map(|c| types::country(c)).collect::<Result<Vec<_>>>();
         Ok(Diff {
             header: types::header(r.header)?,

@@ -41,6 +41,7 @@ use crate::{
 
 /// Mirror settings.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct MirrorOptions {
     /// The lists to mirror (empty: all, including lists created later).
     pub lists: BTreeSet<ListId>,
@@ -78,6 +79,7 @@ impl MirrorOptions {
 
 /// A mirror's answer on the hot path: plain values, nothing to free.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Verdict {
     /// May items of the list go to the country?
     pub eligible: bool,
@@ -95,6 +97,7 @@ pub struct Verdict {
 /// A mirror's full answer: the verdict with the deciding change and the
 /// conditions.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MirrorDecision {
     /// May items of the list go to the country?
     pub eligible: bool,
@@ -111,6 +114,7 @@ pub struct MirrorDecision {
 /// A changeset the mirror applied, for applications that react to changes
 /// (e.g. freeze open deals with a removed country).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AppliedChange {
     /// The changeset (for an activation entry: carrying the changes that
     /// take effect now).
@@ -124,6 +128,7 @@ pub struct AppliedChange {
 
 /// A mirror's health.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MirrorStatus {
     /// Whether the watch is connected.
     pub connected: bool,
@@ -173,11 +178,16 @@ impl Drop for TaskGuard {
 impl Client {
     /// Starts a mirror and waits for its first snapshot.
     pub async fn mirror(&self, options: MirrorOptions) -> Result<Mirror> {
-        let store_id = self.lists(eligibility::Point::latest()).await?.0.store_id;
-        let mut wopts = WatchOptions::from(WatchStart::Snapshot).with_store_id(store_id.clone());
+        let mut wopts = WatchOptions::from(WatchStart::Snapshot);
         wopts.lists = options.lists.clone();
         wopts.reconnect = options.reconnect.clone();
         let stream = self.watch(wopts).await?;
+        // The stream names its store as it opens; a server too old to say
+        // is asked.
+        let store_id = match stream.store_id() {
+            Some(id) => id.to_owned(),
+            None => self.lists(eligibility::Point::latest()).await?.header.store_id,
+        };
         let (revision_tx, _) = watch::channel(Revision::ZERO);
         let (applied_tx, _) = broadcast::channel(1024);
         let (connection, _) = watch::channel(ConnectionState::Connecting);

@@ -195,6 +195,7 @@ impl Changeset {
 
 /// Members added/removed between two points.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Diff {
     /// Where the answer comes from (the `to` point).
     pub header: Header,
@@ -208,6 +209,7 @@ pub struct Diff {
 
 /// The result of a write.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WriteOutcome {
     /// The recorded revision (the original one for a replay, the head for a
     /// no-op).
@@ -227,6 +229,7 @@ pub struct WriteOutcome {
 
 /// Fields every write carries. `reason` is required.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WriteOptions {
     /// Why the change is made (required).
     pub reason: String,

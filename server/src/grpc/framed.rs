@@ -204,6 +204,9 @@ async fn watch(service: Arc<EligibilityService>, req: http::Request<Body>, max: 
             let body = crate::layers::unmapped(WatchBody { events: Some(events), consumer, tally });
             let mut resp = http::Response::new(body);
             resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
+            if let Ok(id) = http::HeaderValue::from_str(&service.store_id()) {
+                resp.headers_mut().insert(eligibility::STORE_ID_METADATA, id);
+            }
             if tallied {
                 resp.extensions_mut().insert(Tallied);
             }

@@ -58,6 +58,11 @@ impl EligibilityService {
 }
 
 impl EligibilityService {
+    /// The store this service answers from.
+    pub fn store_id(&self) -> std::sync::Arc<str> {
+        self.app.registry.store_id()
+    }
+
     /// Opens a watch: the stream of `WatchEvent`s, each already a gRPC
     /// message frame.
     pub async fn open_watch(
@@ -159,6 +164,10 @@ impl pb::eligibility_service_server::EligibilityService for EligibilityService {
             pb::WatchEvent::decode(frame.slice(eligibility::GRPC_PREFIX.min(frame.len())..))
                 .map_err(|e| Status::internal(e.to_string()))
         });
-        Ok(Response::new(Box::pin(decoded)))
+        let mut resp = Response::new(Box::pin(decoded) as WatchStream);
+        if let Ok(id) = self.store_id().parse() {
+            resp.metadata_mut().insert(eligibility::STORE_ID_METADATA, id);
+        }
+        Ok(resp)
     }
 }

@@ -74,6 +74,9 @@ pub async fn watch(State(h): State<Http>, req: Request) -> Answer {
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(id) = HeaderValue::from_str(&h.app.registry.store_id()) {
+        headers.insert(eligibility::STORE_ID_METADATA, id);
+    }
     // Proxies that buffer responses (nginx) would hold events back.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(resp)

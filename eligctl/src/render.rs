@@ -304,6 +304,8 @@ pub fn event(json: bool, e: &WatchEvent) {
             }
             println!("snapshot at revision {revision} (as of {as_of}); following…");
         }
+        // An event a newer client knows and this eligctl does not.
+        _ => {}
     }
 }
 

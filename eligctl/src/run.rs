@@ -40,7 +40,7 @@ impl Failure {
     /// A connection that was made and then broke off before an answer: what
     /// a plaintext client meets at a TLS port.
     pub fn connected_then_failed(&self) -> bool {
-        matches!(self, Failure::Client(Error::Transport(m)) if !m.contains("tcp connect error") && !m.contains("dns error"))
+        matches!(self, Failure::Client(Error::Transport { message: m, .. }) if !m.contains("tcp connect error") && !m.contains("dns error"))
     }
 }
 
@@ -50,7 +50,7 @@ pub fn exit_code(e: &Failure) -> u8 {
         Failure::Client(e) => match e {
             Error::InvalidArgument { .. } | Error::OutOfRange(_) => 2,
             Error::NotFound(_) => 3,
-            Error::Unavailable(_) | Error::Transport(_) | Error::Tls(_) => 4,
+            Error::Unavailable(_) | Error::Transport { .. } | Error::Tls { .. } => 4,
             Error::Conflict { .. } | Error::AlreadyExists(_) => 5,
             _ => 6,
         },
@@ -74,7 +74,10 @@ fn connect(cli: &Cli) -> Result<Client, Failure> {
             (Some(c), Some(k)) => Some((read_pem(c)?, read_pem(k)?)),
             _ => None,
         };
-        b = b.with_tls(TlsOptions { ca_pem: cli.ca_cert.as_ref().map(read_pem).transpose()?, identity, domain: None });
+        let mut tls = TlsOptions::default();
+        tls.ca_pem = cli.ca_cert.as_ref().map(read_pem).transpose()?;
+        tls.identity = identity;
+        b = b.with_tls(tls);
     }
     Ok(b.connect_lazy()?)
 }
@@ -96,7 +99,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(if a.decisions.iter().all(|d| d.eligible) { 0 } else { 1 })
         }
         Command::Lists { point } => {
-            let (h, lists) = client.lists(point.point()).await?;
+            let eligibility_client::ListsAnswer { header: h, lists, .. } = client.lists(point.point()).await?;
             render::lists(json, &h, &lists);
             Ok(0)
         }
@@ -105,7 +108,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::History { list, country, at_revision } => {
-            let (h, changesets) = client.history(&list, country, at_revision.map(Revision)).await?;
+            let eligibility_client::HistoryAnswer { header: h, changesets, .. } =
+                client.history(&list, country, at_revision.map(Revision)).await?;
             render::history(json, &h, &changesets);
             Ok(0)
         }

@@ -63,14 +63,10 @@ pub struct WriteArgs {
 
 impl WriteArgs {
     pub fn options(&self) -> WriteOptions {
-        WriteOptions {
-            reason: self.reason.clone(),
-            reference: self.reference.clone(),
-            request_id: self.request_id.clone(),
-            expected_revision: self.expected_revision.map(Revision),
-            actor: self.actor.clone(),
-            validate_only: false,
-        }
+        let mut o = WriteOptions::reason(self.reason.clone()).with_reference(self.reference.clone());
+        o.request_id = self.request_id.clone();
+        o.expected_revision = self.expected_revision.map(Revision);
+        o.with_actor(self.actor.clone())
     }
 }
 
