@@ -5,6 +5,7 @@
 //! watch, and moves on only once a delivery is acknowledged.
 
 mod config;
+mod error;
 mod feed;
 mod nats;
 mod position;
@@ -47,12 +48,13 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(config: config::Config) -> Result<(), String> {
+async fn run(config: config::Config) -> Result<(), error::Error> {
     let mut builder = Client::builder(config.server.clone()).with_timeout(Duration::from_secs(30));
     if let Some(t) = &config.token {
         builder = builder.with_bearer_token(t.clone());
     }
-    let client = builder.connect_lazy().map_err(|e| format!("server {}: {e}", config.server))?;
+    let client =
+        builder.connect_lazy().map_err(|source| error::Error::Server { server: config.server.clone(), source })?;
     // The store the positions belong to, from the server (waiting for it).
     let store_id =
         feed::until_ok(format!("the eligibility server at {}", config.server), config.max_backoff, || async {
@@ -69,7 +71,7 @@ async fn run(config: config::Config) -> Result<(), String> {
         let http = webhook::http_client()?;
         for w in config.webhooks.clone() {
             let position = position::PositionFile::open(&config.data_dir, &w.name)
-                .map_err(|e| format!("data_dir {}: {e}", config.data_dir.display()))?;
+                .map_err(|source| error::Error::DataDir { path: config.data_dir.clone(), source })?;
             let run = webhook::run(
                 w,
                 client.clone(),
@@ -84,8 +86,8 @@ async fn run(config: config::Config) -> Result<(), String> {
     }
     tokio::select! {
         fatal = sinks.join_next() => match fatal {
-            Some(Ok(f)) => Err(f.to_string()),
-            Some(Err(e)) => Err(format!("a sink failed: {e}")),
+            Some(Ok(f)) => Err(f.into()),
+            Some(Err(e)) => Err(e.into()),
             None => Ok(()),
         },
         () = eligibility::process::shutdown_signal() => {

@@ -82,13 +82,14 @@ async fn connect(cfg: &NatsConfig, max_backoff: Duration) -> (jetstream::Context
     feed::until_ok(format!("NATS at {}", cfg.url), max_backoff, || try_connect(cfg)).await
 }
 
-async fn try_connect(cfg: &NatsConfig) -> Result<(jetstream::Context, Stream), String> {
+async fn try_connect(cfg: &NatsConfig) -> Result<(jetstream::Context, Stream), crate::error::Error> {
+    use crate::error::Error;
     let nc = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(5))
         .name("eligibility-relay")
         .connect(cfg.url.as_str())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(Error::NatsConnect)?;
     let js = jetstream::new(nc);
     let subjects = format!("{}.>", cfg.prefix);
     let mut stream = js
@@ -101,13 +102,11 @@ async fn try_connect(cfg: &NatsConfig) -> Result<(jetstream::Context, Stream), S
             ..Default::default()
         })
         .await
-        .map_err(|e| format!("stream {}: {e}", cfg.stream))?;
-    let info = stream.info().await.map_err(|e| format!("stream {}: {e}", cfg.stream))?;
+        .map_err(|e| Error::NatsStream { stream: cfg.stream.clone(), source: Box::new(e) })?;
+    let info =
+        stream.info().await.map_err(|e| Error::NatsStream { stream: cfg.stream.clone(), source: Box::new(e) })?;
     if !info.config.subjects.iter().any(|s| s == &subjects || s == ">") {
-        return Err(format!(
-            "the existing stream {} does not take {subjects} (its subjects: {:?}); use another --nats-stream or --subject-prefix",
-            cfg.stream, info.config.subjects
-        ));
+        return Err(Error::NatsSubjects { stream: cfg.stream.clone(), subjects, have: info.config.subjects.clone() });
     }
     Ok((js, stream))
 }

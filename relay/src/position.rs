@@ -32,13 +32,14 @@ impl PositionFile {
     }
 
     /// The saved position, if any.
-    pub fn load(&self) -> Result<Option<Position>, String> {
+    pub fn load(&self) -> Result<Option<Position>, crate::error::Error> {
+        use crate::error::Error;
         match std::fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| format!("{} is not a position file: {e}", self.path.display())),
+                .map_err(|source| Error::PositionCorrupt { path: self.path.clone(), source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", self.path.display())),
+            Err(source) => Err(Error::PositionUnreadable { path: self.path.clone(), source }),
         }
     }
 

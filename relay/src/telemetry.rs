@@ -30,10 +30,11 @@ pub fn logs(json: bool, level: &str) {
 
 /// Installs the recorder and serves `/metrics` and `/healthz` on `addr`;
 /// `healthy` turns false when a sink stops.
-pub async fn serve(addr: SocketAddr, healthy: Arc<AtomicBool>) -> Result<(), String> {
-    let handle = PrometheusBuilder::new().install_recorder().map_err(|e| format!("metrics: {e}"))?;
+pub async fn serve(addr: SocketAddr, healthy: Arc<AtomicBool>) -> Result<(), crate::error::Error> {
+    let handle = PrometheusBuilder::new().install_recorder()?;
     describe();
-    let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| crate::error::Error::MetricsListen { addr, source })?;
     tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics and /healthz");
     tokio::spawn(async move {
         loop {

@@ -25,10 +25,10 @@ use crate::{
 type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
 /// The HTTP client every endpoint shares.
-pub fn http_client() -> Result<Http<Connector, Full<Bytes>>, String> {
+pub fn http_client() -> Result<Http<Connector, Full<Bytes>>, crate::error::Error> {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
-        .map_err(|e| format!("cannot load the system's root certificates: {e}"))?
+        .map_err(crate::error::Error::RootCertificates)?
         .https_or_http()
         .enable_http1()
         .build();
@@ -56,7 +56,7 @@ pub async fn run(
     max_backoff: Duration,
 ) -> Fatal {
     let after = match position.load() {
-        Err(e) => return Fatal::Sink(e),
+        Err(e) => return Fatal::Sink(e.to_string()),
         Ok(None) => 0,
         Ok(Some(p)) if p.store_id != store_id => {
             return Fatal::StoreMismatch(format!(
