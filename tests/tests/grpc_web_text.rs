@@ -24,7 +24,7 @@ fn frame(m: &impl Message) -> Vec<u8> {
 /// pad each chunk it sends), leaving the rest for later.
 fn decode_available(text: &mut String, out: &mut Vec<u8>) {
     let whole = text.len() / 4 * 4;
-    for quantum in text[..whole].as_bytes().chunks(4) {
+    for quantum in text.as_bytes()[..whole].chunks(4) {
         out.extend(STANDARD.decode(quantum).expect("base64 quanta"));
     }
     text.drain(..whole);
