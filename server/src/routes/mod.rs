@@ -266,13 +266,8 @@ pub fn resolve(verb: &http::Method, path: &str, grpc: bool) -> Resolved {
 pub fn resolve_in(table: &'static [Route], verb: &http::Method, path: &str, grpc: bool) -> Resolved {
     let of = |surface: Surface| table.iter().filter(move |r| r.surface == surface);
     if !grpc {
-        if let Some(r) = of(Surface::Console).find(|r| fits(r.path, path)) {
-            return if verb == http::Method::GET || verb == http::Method::HEAD {
-                Resolved::Route(r)
-            } else {
-                Resolved::WrongVerb(Surface::Console)
-            };
-        }
+        // The HTTP API's paths and the console's never overlap (the
+        // table's test checks): the prefix says which table to search.
         if path.starts_with("/v1/") {
             let mut path_known = false;
             for r in of(Surface::Http) {
@@ -284,6 +279,13 @@ pub fn resolve_in(table: &'static [Route], verb: &http::Method, path: &str, grpc
                 }
             }
             return if path_known { Resolved::WrongVerb(Surface::Http) } else { Resolved::Unknown };
+        }
+        if let Some(r) = of(Surface::Console).find(|r| fits(r.path, path)) {
+            return if verb == http::Method::GET || verb == http::Method::HEAD {
+                Resolved::Route(r)
+            } else {
+                Resolved::WrongVerb(Surface::Console)
+            };
         }
     }
     match of(Surface::Grpc).find(|r| r.path.len() == path.len() && r.path == path) {
