@@ -90,21 +90,20 @@ fn invalid_configuration_is_refused_with_the_key_named() {
     assert!(err.contains("many"), "{err}");
 }
 
+/// Runs the server with `args`, `input` on its stdin: exit code, stdout.
+fn with_stdin(args: &[&str], input: &[u8]) -> (Option<i32>, String) {
+    use std::io::Write;
+    let mut c =
+        server().args(args).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    c.stdin.take().unwrap().write_all(input).unwrap();
+    let out = c.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 #[test]
 fn token_helpers() {
-    use std::io::Write;
-    let mut c = server()
-        .arg("--hash-token")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(b"abc\n").unwrap();
-    let out = c.wait_with_output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
+    let (_, out) = with_stdin(&["--hash-token"], b"abc\n");
+    assert_eq!(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     let (code, out, _) = run(server().arg("--new-token"));
     assert_eq!(code, 0);
     assert!(out.contains("token:") && out.contains("sha256:"), "{out}");
@@ -112,33 +111,14 @@ fn token_helpers() {
 
 #[test]
 fn one_shot_commands_are_subcommands_and_the_old_flags_still_work() {
-    use std::io::Write;
-    let hash = |args: &[&str]| {
-        let mut c = server()
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(b"abc\n").unwrap();
-        let out = c.wait_with_output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    };
     let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-    assert_eq!(hash(&["token", "hash"]), (Some(0), abc.to_owned()));
+    assert_eq!(with_stdin(&["token", "hash"], b"abc\n"), (Some(0), abc.to_owned()));
     let (code, out, _) = run(server().args(["token", "new"]));
     assert_eq!(code, 0);
     let token = out.lines().find_map(|l| l.strip_prefix("token:")).unwrap().trim().to_owned();
     let sha = out.lines().find_map(|l| l.strip_prefix("sha256:")).unwrap().trim().to_owned();
     // The printed hash is the token's.
-    let mut c = server()
-        .args(["token", "hash"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(token.as_bytes()).unwrap();
-    assert_eq!(String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout).trim(), sha);
+    assert_eq!(with_stdin(&["token", "hash"], token.as_bytes()).1, sha);
 
     let dir = tempfile::tempdir().unwrap();
     let (new, old) = (dir.path().join("new.binpb"), dir.path().join("old.binpb"));
