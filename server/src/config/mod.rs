@@ -3,11 +3,15 @@
 //! variables and an optional TOML file, one declaration per setting).
 
 mod checks;
+mod commands;
 pub mod settings;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-pub use self::settings::{Command, ConfigError, Resolved, Settings, TokenCommand};
+pub use self::{
+    commands::{Command, TokenCommand},
+    settings::{ConfigError, Resolved, Settings},
+};
 use crate::{
     budget::BudgetConfig, conns::ConnLimits, identity::AuthConfig, limits::Limits, store::PgOptions, watch::WatchConfig,
 };
