@@ -21,7 +21,8 @@
 //!   pipeline and activations), [`watch`] (the change stream; it depends on
 //!   the registry, never the reverse);
 //! - the state: [`registry`] (immutable snapshots, swapped per commit);
-//! - the domain: [`snapshot`], [`model`], [`limits`], [`error`] (the
+//! - the domain: [`snapshot`], [`model`], [`fields`] (a request's list
+//!   and country fields, checked), [`limits`], [`error`] (the
 //!   eligibility rule itself is the API crate's [`eligibility::decide`]);
 //! - [`store`]: the `Store` trait, SQLite and Postgres.
 #![warn(missing_docs)]
@@ -33,6 +34,7 @@ pub mod conns;
 pub mod console;
 pub mod demo;
 pub mod error;
+pub mod fields;
 pub mod grpc;
 pub mod http;
 pub mod identity;

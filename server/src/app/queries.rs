@@ -11,6 +11,7 @@ use eligibility::{Consistency, Country, ListId, Point, Revision};
 
 use crate::{
     error::Result,
+    fields,
     reads::{DiffResult, HistoryPage, ListInfo, MembersPage, View, request},
     registry::Registry,
     snapshot::{Decision, DecisionReason},
@@ -46,8 +47,8 @@ impl Queries {
 
     /// Check: may `country` receive items of `list` at `point`?
     pub async fn check(&self, list: &str, country: &str, point: Point, asked: Asked) -> Result<(View, Decision)> {
-        let list = request::list_id("list_id", list)?;
-        let country = request::country("country", country)?;
+        let list = fields::list_id("list_id", list)?;
+        let country = fields::country("country", country)?;
         let view = self.view(point, asked).await?;
         let d = view.check(&list, country)?;
         count_decision(d.reason);
@@ -82,7 +83,7 @@ impl Queries {
 
     /// GetList: one list's metadata and count at `point`.
     pub async fn list(&self, list: &str, point: Point, asked: Asked) -> Result<(View, ListInfo)> {
-        let list = request::list_id("list_id", list)?;
+        let list = fields::list_id("list_id", list)?;
         let view = self.view(point, asked).await?;
         let info = view.list_info(&list)?;
         Ok((view, info))
@@ -97,7 +98,7 @@ impl Queries {
         point: Point,
         asked: Asked,
     ) -> Result<(View, MembersPage)> {
-        let list = request::list_id("list_id", list)?;
+        let list = fields::list_id("list_id", list)?;
         let after = request::entries_token(page_token)?;
         let view = self.view(point, asked).await?;
         let size = request::page_size(page_size, request::ENTRIES_PAGE, self.registry.limits())?;
@@ -116,8 +117,8 @@ impl Queries {
         page_token: &str,
         wait: Option<Duration>,
     ) -> Result<(View, HistoryPage)> {
-        let list = request::list_id("list_id", list)?;
-        let country = request::opt_country("country", country)?;
+        let list = fields::list_id("list_id", list)?;
+        let country = fields::opt_country("country", country)?;
         let after = request::history_token(page_token)?;
         let consistency = match at_revision {
             0 => Consistency::Latest,
@@ -132,7 +133,7 @@ impl Queries {
     /// Diff: what changed on `list` between two points (`from` is read in
     /// the snapshot `to` resolves, so it cannot wait).
     pub async fn diff(&self, list: &str, from: Point, to: Point, wait: Option<Duration>) -> Result<(View, DiffResult)> {
-        let list = request::list_id("list_id", list)?;
+        let list = fields::list_id("list_id", list)?;
         let from = request::diff_from(from)?;
         let to = self.view(to, Asked { wait, at_field: "to.at_revision" }).await?;
         let d = to.diff(&list, from)?;

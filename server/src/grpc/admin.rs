@@ -11,9 +11,9 @@ use tonic::{Request, Response, Status};
 use super::convert::{self as cv, to_status};
 use crate::{
     app::App,
+    fields,
     identity::Principal,
     layers::auth::Caller,
-    reads::request,
     writes::{ListPatch, WriteOptions, WriteResult},
 };
 
@@ -53,7 +53,7 @@ impl pb::admin_service_server::AdminService for AdminService {
     async fn update_list(&self, req: Request<pb::UpdateListRequest>) -> Result<Response<pb::WriteResponse>, Status> {
         let opts = cv::write_options(caller(&req), req.get_ref().options.as_ref());
         let r = req.into_inner();
-        let id = request::list_id("list_id", &r.list_id).map_err(to_status)?;
+        let id = fields::list_id("list_id", &r.list_id).map_err(to_status)?;
         let patch = ListPatch { title: r.title, description: r.description, authority: r.authority };
         finish(self.app.writer.update_list(id, patch, opts.map_err(to_status)?).await)
     }
@@ -73,7 +73,7 @@ impl pb::admin_service_server::AdminService for AdminService {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let opts = cv::write_options(caller(&req), req.get_ref().options.as_ref());
         let r = req.into_inner();
-        let id = request::list_id("list_id", &r.list_id).map_err(to_status)?;
+        let id = fields::list_id("list_id", &r.list_id).map_err(to_status)?;
         let members = cv::members(r.members).map_err(to_status)?;
         let effective_at = cv::timestamp("effective_at", r.effective_at.as_ref()).map_err(to_status)?;
         let opts = WriteOptions { validate_only: r.validate_only, ..opts.map_err(to_status)? };

@@ -9,9 +9,9 @@ use http::{StatusCode, header};
 use super::{Answer, Http, json};
 use crate::{
     error::{Error, Result},
+    fields,
     identity::Principal,
     layers::auth::Caller,
-    reads::request,
     wire,
     writes::{ListPatch, WriteOptions, WriteResult},
 };
@@ -98,7 +98,7 @@ pub async fn update_list(State(h): State<Http>, Path(list_id): Path<String>, req
     let mut msg: pb::UpdateListRequest = super::body(b, h.app.limits()).await?;
     from_path(&mut msg.list_id, list_id)?;
     let opts = write_options(&parts, msg.options.take())?;
-    let id = request::list_id("list_id", &msg.list_id)?;
+    let id = fields::list_id("list_id", &msg.list_id)?;
     let patch = ListPatch { title: msg.title, description: msg.description, authority: msg.authority };
     written(h.app.writer.update_list(id, patch, opts?).await)
 }
@@ -120,7 +120,7 @@ pub async fn replace_members(State(h): State<Http>, Path(list_id): Path<String>,
     let mut msg: pb::ReplaceMembersRequest = super::body(b, h.app.limits()).await?;
     from_path(&mut msg.list_id, list_id)?;
     let opts = write_options(&parts, msg.options.take())?;
-    let id = request::list_id("list_id", &msg.list_id)?;
+    let id = fields::list_id("list_id", &msg.list_id)?;
     let members = wire::members(msg.members)?;
     let effective_at = wire::timestamp("effective_at", msg.effective_at.as_ref())?;
     let opts = WriteOptions { validate_only: msg.validate_only, ..opts? };

@@ -10,20 +10,7 @@ use crate::{
     limits::Limits,
 };
 
-/// Parses a list id field.
-pub fn list_id(field: &str, value: &str) -> Result<ListId> {
-    ListId::parse(value).map_err(|e| Error::invalid(field, e.to_string()))
-}
-
-/// Parses a country field.
-pub fn country(field: &str, value: &str) -> Result<Country> {
-    Country::parse(value).map_err(|e| Error::invalid(field, e.to_string()))
-}
-
-/// Parses an optional country field ("" means none).
-pub fn opt_country(field: &str, value: &str) -> Result<Option<Country>> {
-    if value.is_empty() { Ok(None) } else { country(field, value).map(Some) }
-}
+pub use crate::fields::{country, list_id, opt_country};
 
 /// The items of a BatchCheck: at least one, at most `limits.max_batch`
 /// (checked before any item is parsed), each parsed with its index.

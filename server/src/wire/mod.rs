@@ -14,6 +14,7 @@ use eligibility::{Point, Timestamp, point_from_proto, proto::v1 as pb};
 
 use crate::{
     error::{Error, Result},
+    fields,
     model::{Change, Changeset, EntryAction, ListMeta, ListMode},
     reads::{DiffResult, Header, HistoryPage, ListInfo, MembersPage, View, request},
     snapshot::{Decision, Event as EntryEvent},
@@ -227,10 +228,10 @@ pub fn watch_request(r: pb::WatchRequest) -> Result<WatchRequest> {
     };
     let mut filter = Filter::default();
     for (i, l) in r.list_ids.iter().enumerate() {
-        filter.lists.insert(request::list_id(&format!("list_ids[{i}]"), l)?);
+        filter.lists.insert(fields::list_id(&format!("list_ids[{i}]"), l)?);
     }
     for (i, c) in r.countries.iter().enumerate() {
-        filter.countries.insert(request::country(&format!("countries[{i}]"), c)?);
+        filter.countries.insert(fields::country(&format!("countries[{i}]"), c)?);
     }
     let store_id = (!r.store_id.is_empty()).then_some(r.store_id);
     Ok(WatchRequest { start, filter, store_id })

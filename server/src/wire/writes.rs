@@ -5,10 +5,10 @@ use eligibility::proto::v1 as pb;
 use super::{action_from, changeset, mode_from};
 use crate::{
     error::{Error, Result},
+    fields,
     identity::Principal,
     limits::Limits,
     model::ListMeta,
-    reads::request,
     writes::{EntryChange, WriteOptions, WriteResult},
 };
 
@@ -38,7 +38,7 @@ pub fn write_options(caller: Option<&Principal>, o: Option<&pb::WriteOptions>) -
 /// CreateList's list: its id and metadata.
 pub fn new_list(list: Option<pb::List>) -> Result<(eligibility::ListId, ListMeta)> {
     let l = list.ok_or_else(|| Error::invalid("list", "required"))?;
-    let id = request::list_id("list.id", &l.id)?;
+    let id = fields::list_id("list.id", &l.id)?;
     let meta = ListMeta {
         title: l.title,
         description: l.description,
@@ -54,8 +54,8 @@ pub fn entry_changes(changes: &[pb::EntryChange], limits: &Limits) -> Result<Vec
     let mut out = Vec::with_capacity(changes.len());
     for (i, c) in changes.iter().enumerate() {
         out.push(EntryChange {
-            list: request::list_id(&format!("changes[{i}].list_id"), &c.list_id)?,
-            country: request::country(&format!("changes[{i}].country"), &c.country)?,
+            list: fields::list_id(&format!("changes[{i}].list_id"), &c.list_id)?,
+            country: fields::country(&format!("changes[{i}].country"), &c.country)?,
             action: action_from(&format!("changes[{i}].action"), c.action)?,
             conditions: c.conditions.clone(),
         });
@@ -67,7 +67,7 @@ pub fn entry_changes(changes: &[pb::EntryChange], limits: &Limits) -> Result<Vec
 pub fn members(members: Vec<pb::Member>) -> Result<Vec<(eligibility::Country, String)>> {
     let mut out = Vec::with_capacity(members.len());
     for (i, m) in members.into_iter().enumerate() {
-        out.push((request::country(&format!("members[{i}].country"), &m.country)?, m.conditions));
+        out.push((fields::country(&format!("members[{i}].country"), &m.country)?, m.conditions));
     }
     Ok(out)
 }

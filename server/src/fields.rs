@@ -1,0 +1,23 @@
+//! A request's fields as domain values, for every request that names a
+//! list or a country (reads, writes, watches, on every transport): each
+//! error is `INVALID_ARGUMENT` naming the field by its path in the request
+//! (`changes[3].country`) and saying what is wrong with the value.
+
+use eligibility::{Country, ListId};
+
+use crate::error::{Error, Result};
+
+/// Parses a list id field.
+pub fn list_id(field: &str, value: &str) -> Result<ListId> {
+    ListId::parse(value).map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+/// Parses a country field.
+pub fn country(field: &str, value: &str) -> Result<Country> {
+    Country::parse(value).map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+/// Parses an optional country field ("" means none).
+pub fn opt_country(field: &str, value: &str) -> Result<Option<Country>> {
+    if value.is_empty() { Ok(None) } else { country(field, value).map(Some) }
+}
