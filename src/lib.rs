@@ -16,6 +16,8 @@ mod list_id;
 #[cfg(feature = "process")]
 pub mod process;
 mod revision;
+#[cfg(feature = "process")]
+pub mod settings;
 mod time;
 
 pub use convert::{point_from_proto, point_to_proto};

@@ -1,4 +1,5 @@
-//! The relay's configuration: each key as a flag (`--nats-url`), an
+//! The relay's configuration, on the settings system the server uses
+//! ([`eligibility::settings!`]): each key as a flag (`--nats-url`), an
 //! environment variable (`ELIGIBILITY_RELAY_NATS_URL`) or a TOML key
 //! (`nats_url`, in the file given by `--config`); flags beat the
 //! environment, which beats the file, which beats the defaults. A bad
@@ -6,113 +7,85 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{CommandFactory, FromArgMatches, Parser, parser::ValueSource};
+use eligibility::settings::{
+    ConfigError, Source,
+    checks::{any, log_format, positive},
+};
 use eligibility_client::{Country, ListId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sign::Secret;
 
-/// Command-line flags (each also an environment variable).
-#[derive(Parser, Debug, Default)]
-#[command(
-    name = "eligibility-relay",
-    version,
-    about = "Carries the eligibility change stream onto NATS JetStream and signed webhooks, exactly once in effect"
-)]
-pub struct Flags {
-    /// TOML configuration file.
-    #[arg(long, env = "ELIGIBILITY_RELAY_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// The eligibility server, e.g. http://127.0.0.1:50051 [default: http://127.0.0.1:50051].
-    #[arg(long, env = "ELIGIBILITY_RELAY_SERVER")]
-    server: Option<String>,
-    /// Bearer token for the server (reader role suffices).
-    #[arg(long, env = "ELIGIBILITY_RELAY_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Directory for the webhook positions [default: ./relay-data].
-    #[arg(long, env = "ELIGIBILITY_RELAY_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// NATS server, e.g. nats://127.0.0.1:4222 (enables the JetStream sink).
-    #[arg(long, env = "ELIGIBILITY_RELAY_NATS_URL")]
-    nats_url: Option<String>,
-    /// JetStream stream name [default: ELIGIBILITY].
-    #[arg(long, env = "ELIGIBILITY_RELAY_NATS_STREAM")]
-    nats_stream: Option<String>,
-    /// Subject prefix; messages go to <prefix>.<list_id> [default: eligibility.changes].
-    #[arg(long, env = "ELIGIBILITY_RELAY_SUBJECT_PREFIX")]
-    subject_prefix: Option<String>,
-    /// Message body: json (canonical proto3 JSON) or protobuf [default: json].
-    #[arg(long, env = "ELIGIBILITY_RELAY_NATS_FORMAT")]
-    nats_format: Option<String>,
-    /// Replicas of the stream, if the relay creates it [default: 1].
-    #[arg(long, env = "ELIGIBILITY_RELAY_NATS_REPLICAS")]
-    nats_replicas: Option<usize>,
-    /// JetStream duplicate window of the stream, if the relay creates it, ms [default: 120000].
-    #[arg(long, env = "ELIGIBILITY_RELAY_NATS_DUPLICATE_WINDOW_MS")]
-    nats_duplicate_window_ms: Option<u64>,
-    /// Retention of the stream, if the relay creates it: limits, interest or workqueue [default: limits].
-    #[arg(long, env = "ELIGIBILITY_RELAY_NATS_RETENTION")]
-    nats_retention: Option<String>,
-    /// A webhook endpoint (more, with their own filters, in the file's [[webhook]] tables).
-    #[arg(long, env = "ELIGIBILITY_RELAY_WEBHOOK")]
-    webhook: Option<String>,
-    /// The --webhook endpoint's Standard Webhooks secret (whsec_...).
-    #[arg(long, env = "ELIGIBILITY_RELAY_WEBHOOK_SECRET", hide_env_values = true)]
-    webhook_secret: Option<String>,
-    /// Time for a webhook endpoint to answer, ms [default: 10000].
-    #[arg(long, env = "ELIGIBILITY_RELAY_WEBHOOK_TIMEOUT_MS")]
-    webhook_timeout_ms: Option<u64>,
-    /// Longest wait between retries, ms [default: 60000].
-    #[arg(long, env = "ELIGIBILITY_RELAY_MAX_BACKOFF_MS")]
-    max_backoff_ms: Option<u64>,
-    /// Only these lists (repeatable; comma-separated in the environment).
-    #[arg(long = "list", env = "ELIGIBILITY_RELAY_LIST", value_delimiter = ',')]
-    lists: Vec<String>,
-    /// Only changes about these countries (repeatable).
-    #[arg(long = "country", env = "ELIGIBILITY_RELAY_COUNTRY", value_delimiter = ',')]
-    countries: Vec<String>,
-    /// Serve Prometheus metrics at http://ADDR/metrics and health at /healthz.
-    #[arg(long, env = "ELIGIBILITY_RELAY_METRICS_LISTEN")]
-    metrics_listen: Option<String>,
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "ELIGIBILITY_RELAY_LOG_FORMAT")]
-    log_format: Option<String>,
-    /// Log level or tracing filter [default: info].
-    #[arg(long, env = "ELIGIBILITY_RELAY_LOG_LEVEL")]
-    log_level: Option<String>,
+eligibility::settings! {
+    prefix = "ELIGIBILITY_RELAY_";
+    /// Every setting as one source gives it (`None`: not given there).
+    #[command(
+        name = "eligibility-relay",
+        version,
+        about = "Carries the eligibility change stream onto NATS JetStream and signed webhooks, exactly once in effect"
+    )]
+    pub struct Settings {
+        /// TOML configuration file.
+        #[arg(long, env = "ELIGIBILITY_RELAY_CONFIG")]
+        #[serde(skip)]
+        pub config: Option<PathBuf>,
+    }
+    required {
+        /// The eligibility server, e.g. http://127.0.0.1:50051.
+        server: String = "http://127.0.0.1:50051".to_owned(), http_or_https;
+        /// Directory for the webhook positions.
+        data_dir: PathBuf = PathBuf::from("./relay-data"), any;
+        /// JetStream stream name.
+        nats_stream: String = "ELIGIBILITY".to_owned(), stream_name;
+        /// Subject prefix; messages go to <prefix>.<list_id>.
+        subject_prefix: String = "eligibility.changes".to_owned(), subject_prefix;
+        /// Message body: json (canonical proto3 JSON) or protobuf.
+        nats_format: String = "json".to_owned(), nats_format;
+        /// Replicas of the stream, if the relay creates it (1 to 5).
+        nats_replicas: usize = 1, replicas;
+        /// JetStream duplicate window of the stream, if the relay creates it, ms.
+        nats_duplicate_window_ms: u64 = 120_000, positive;
+        /// Retention of the stream, if the relay creates it: limits, interest or workqueue.
+        nats_retention: String = "limits".to_owned(), retention;
+        /// Time for a webhook endpoint to answer, ms.
+        webhook_timeout_ms: u64 = 10_000, positive;
+        /// Longest wait between retries, ms.
+        max_backoff_ms: u64 = 60_000, backoff;
+        /// Only these lists (repeatable; comma-separated in the environment).
+        #[arg(value_delimiter = ',')]
+        list: Vec<String> = Vec::new(), lists;
+        /// Only changes about these countries (repeatable).
+        #[arg(value_delimiter = ',')]
+        country: Vec<String> = Vec::new(), countries;
+        /// Log format: text or json.
+        log_format: String = "text".to_owned(), log_format;
+        /// Log level or tracing filter.
+        log_level: String = "info".to_owned(), any;
+    }
+    optional {
+        /// Bearer token for the server (reader role suffices).
+        #[arg(hide_env_values = true)]
+        token: String, any;
+        /// NATS server, e.g. nats://127.0.0.1:4222 (enables the JetStream sink).
+        nats_url: String, nats_url;
+        /// A webhook endpoint (more, with their own filters, in the file's [[webhook]] tables).
+        webhook: String, http_or_https;
+        /// The --webhook endpoint's Standard Webhooks secret (whsec_...).
+        #[arg(hide_env_values = true)]
+        webhook_secret: String, secret;
+        /// Serve Prometheus metrics at http://ADDR/metrics and health at /healthz.
+        metrics_listen: SocketAddr, any;
+    }
+    file_only {
+        /// The file's `[[webhook]]` tables.
+        webhook_tables = "webhook": Vec<WebhookFile>;
+    }
 }
 
-/// The configuration file.
-#[derive(Deserialize, Debug, Default)]
+/// A `[[webhook]]` table of the file.
+#[derive(Deserialize, Serialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
-struct File {
-    server: Option<String>,
-    token: Option<String>,
-    data_dir: Option<PathBuf>,
-    nats_url: Option<String>,
-    nats_stream: Option<String>,
-    subject_prefix: Option<String>,
-    nats_format: Option<String>,
-    nats_replicas: Option<usize>,
-    nats_duplicate_window_ms: Option<u64>,
-    nats_retention: Option<String>,
-    #[serde(default)]
-    webhook: Vec<WebhookFile>,
-    webhook_timeout_ms: Option<u64>,
-    max_backoff_ms: Option<u64>,
-    #[serde(default)]
-    list: Vec<String>,
-    #[serde(default)]
-    country: Vec<String>,
-    metrics_listen: Option<String>,
-    log_format: Option<String>,
-    log_level: Option<String>,
-}
-
-/// A `[[webhook]]` table.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct WebhookFile {
+pub struct WebhookFile {
     name: Option<String>,
     url: String,
     secret: String,
@@ -199,208 +172,152 @@ pub struct Config {
     pub log_level: String,
 }
 
-/// A refused configuration: the key, where its value came from, why.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid {key}: {message} (from {origin})")]
-pub struct ConfigError {
-    key: String,
-    origin: String,
-    message: String,
-}
-
-struct Sources<'a> {
-    matches: &'a clap::ArgMatches,
-    file: Option<String>,
-}
-
-impl Sources<'_> {
-    /// Where `key`'s value came from (flag, environment or file).
-    fn of(&self, key: &str, from_flags: bool) -> String {
-        if from_flags {
-            match self.matches.value_source(key) {
-                Some(ValueSource::EnvVariable) => {
-                    format!("the environment variable ELIGIBILITY_RELAY_{}", key.to_uppercase())
-                }
-                _ => format!("the flag --{}", key.replace('_', "-")),
-            }
-        } else {
-            self.file.clone().unwrap_or_else(|| "the defaults".to_owned())
-        }
-    }
-}
-
 /// Reads the flags, the environment and the file.
 pub fn load() -> Result<Config, ConfigError> {
-    let matches = Flags::command().get_matches();
-    let flags = Flags::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let file = match &flags.config {
-        None => File::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-                key: "config".into(),
-                origin: "the flag --config".into(),
-                message: format!("cannot read {}: {e}", path.display()),
-            })?;
-            toml::from_str(&text).map_err(|e| ConfigError {
-                key: "config".into(),
-                origin: format!("the config file {}", path.display()),
-                message: e.message().to_owned(),
-            })?
-        }
-    };
-    let sources =
-        Sources { matches: &matches, file: flags.config.as_ref().map(|p| format!("the config file {}", p.display())) };
-    resolve(flags, file, &sources)
+    let flags = Settings::from_cli();
+    let file = Settings::load_file(flags.config.as_deref())?;
+    resolve(&flags, &file)
 }
 
-fn resolve(flags: Flags, file: File, src: &Sources<'_>) -> Result<Config, ConfigError> {
-    // The value and its source, flag/env first.
-    macro_rules! pick {
-        ($key:ident) => {{
-            let from_flags = flags.$key.is_some();
-            (flags.$key.clone().or(file.$key.clone()), src.of(stringify!($key), from_flags))
-        }};
-    }
-    let bad =
-        |key: &str, source: &str, message: String| ConfigError { key: key.into(), origin: source.into(), message };
-
-    let (server, s) = pick!(server);
-    let server = server.unwrap_or_else(|| "http://127.0.0.1:50051".to_owned());
-    check_url(&server, &["http", "https"]).map_err(|m| bad("server", &s, m))?;
-
-    let global = {
-        let from_flags = !flags.lists.is_empty() || !flags.countries.is_empty();
-        let (lists, countries) = if from_flags {
-            (flags.lists.clone(), flags.countries.clone())
-        } else {
-            (file.list.clone(), file.country.clone())
-        };
-        filter(&lists, &countries).map_err(|(k, m)| bad(k, &src.of(k, from_flags), m))?
-    };
-
-    let (nats_url, s) = pick!(nats_url);
-    let nats = match nats_url {
-        None => None,
-        Some(url) => {
-            check_url(&url, &["nats", "tls"]).map_err(|m| bad("nats_url", &s, m))?;
-            let (stream, s) = pick!(nats_stream);
-            let stream = stream.unwrap_or_else(|| "ELIGIBILITY".to_owned());
-            if stream.is_empty() || !stream.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return Err(bad("nats_stream", &s, format!("{stream:?}: letters, digits, _ and - only")));
-            }
-            let (prefix, s) = pick!(subject_prefix);
-            let prefix = prefix.unwrap_or_else(|| "eligibility.changes".to_owned());
-            if prefix.is_empty() || prefix.split('.').any(|t| t.is_empty() || t.contains(['*', '>', ' '])) {
-                return Err(bad(
-                    "subject_prefix",
-                    &s,
-                    format!("{prefix:?} is not a subject prefix (tokens separated by dots, no wildcards)"),
-                ));
-            }
-            let (format, s) = pick!(nats_format);
-            let format = match format.as_deref().unwrap_or("json") {
-                "json" => Format::Json,
-                "protobuf" => Format::Protobuf,
-                other => return Err(bad("nats_format", &s, format!("{other:?}: json or protobuf"))),
-            };
-            let (replicas, s) = pick!(nats_replicas);
-            let replicas = replicas.unwrap_or(1);
-            if !(1..=5).contains(&replicas) {
-                return Err(bad("nats_replicas", &s, format!("{replicas}: 1 to 5")));
-            }
-            let (window, s) = pick!(nats_duplicate_window_ms);
-            let window = window.unwrap_or(120_000);
-            if window == 0 {
-                return Err(bad("nats_duplicate_window_ms", &s, "must be greater than 0".into()));
-            }
-            let (retention, s) = pick!(nats_retention);
-            use async_nats::jetstream::stream::RetentionPolicy;
-            let retention = match retention.as_deref().unwrap_or("limits") {
-                "limits" => RetentionPolicy::Limits,
-                "interest" => RetentionPolicy::Interest,
-                "workqueue" => RetentionPolicy::WorkQueue,
-                other => return Err(bad("nats_retention", &s, format!("{other:?}: limits, interest or workqueue"))),
-            };
-            Some(NatsConfig {
-                url,
-                stream,
-                prefix,
-                format,
-                replicas,
-                duplicate_window: Duration::from_millis(window),
-                retention,
-            })
-        }
-    };
+/// Flags and environment (`flags`) over the file over the defaults, into
+/// the relay's configuration; what concerns several settings is checked here.
+fn resolve(flags: &Settings, file: &Settings) -> Result<Config, ConfigError> {
+    let path = flags.config.as_deref();
+    let e = flags.merge(file, path)?;
+    let from = |key| flags.source(file, path, key);
+    let global = filter(&e.list, &e.country).map_err(|(k, m)| ConfigError::invalid(k, from(k), m))?;
+    let nats = e.nats_url.as_ref().map(|url| NatsConfig {
+        url: url.clone(),
+        stream: e.nats_stream.clone(),
+        prefix: e.subject_prefix.clone(),
+        format: if e.nats_format == "protobuf" { Format::Protobuf } else { Format::Json },
+        replicas: e.nats_replicas,
+        duplicate_window: Duration::from_millis(e.nats_duplicate_window_ms),
+        retention: retention_policy(&e.nats_retention).expect("checked by merge"),
+    });
 
     let mut webhooks = Vec::new();
-    if let Some(url) = &flags.webhook {
-        let s = src.of("webhook", true);
-        let parsed = check_url(url, &["http", "https"]).map_err(|m| bad("webhook", &s, m))?;
-        let (secret, s) = (flags.webhook_secret.clone(), src.of("webhook_secret", true));
-        let secret = secret.ok_or_else(|| bad("webhook_secret", &s, "required with --webhook".into()))?;
-        let secret = Secret::parse(&secret).map_err(|m| bad("webhook_secret", &s, m))?;
-        webhooks.push(Webhook { name: "default".into(), url: parsed, secret, filter: global.clone() });
+    if let Some(url) = &e.webhook {
+        let secret = e
+            .webhook_secret
+            .as_deref()
+            .ok_or_else(|| ConfigError::invalid("webhook_secret", Source::Together, "required with --webhook"))?;
+        webhooks.push(Webhook {
+            name: "default".into(),
+            url: url::Url::parse(url).expect("checked by merge"),
+            secret: Secret::parse(secret).expect("checked by merge"),
+            filter: global.clone(),
+        });
     }
-    for (i, w) in file.webhook.iter().enumerate() {
-        let s = src.of("webhook", false);
-        let key = |k: &str| format!("webhook[{i}].{k}");
-        let url = check_url(&w.url, &["http", "https"]).map_err(|m| bad(&key("url"), &s, m))?;
-        let secret = Secret::parse(&w.secret).map_err(|m| bad(&key("secret"), &s, m))?;
+    let table_source = || path.map_or(Source::Default, |p| Source::File(p.to_owned()));
+    for (i, w) in e.webhook_tables.iter().enumerate() {
+        let bad = |k: &str, m: String| ConfigError::invalid(format!("webhook[{i}].{k}"), table_source(), m);
+        let url = check_url(&w.url, &["http", "https"]).map_err(|m| bad("url", m))?;
+        let secret = Secret::parse(&w.secret).map_err(|m| bad("secret", m))?;
         let name = w.name.clone().unwrap_or_else(|| format!("webhook-{i}"));
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(bad(&key("name"), &s, format!("{name:?}: letters, digits, _ and - only")));
+            return Err(bad("name", format!("{name:?}: letters, digits, _ and - only")));
         }
         if webhooks.iter().any(|o: &Webhook| o.name == name) {
-            return Err(bad(&key("name"), &s, format!("{name:?} is used twice")));
+            return Err(bad("name", format!("{name:?} is used twice")));
         }
-        let own = filter(&w.list, &w.country).map_err(|(k, m)| bad(&key(k), &s, m))?;
+        let own = filter(&w.list, &w.country).map_err(|(k, m)| bad(k, m))?;
         webhooks.push(Webhook { name, url, secret, filter: narrow(&global, own) });
     }
     if nats.is_none() && webhooks.is_empty() {
-        return Err(bad(
+        return Err(ConfigError::invalid(
             "nats_url",
-            "the defaults",
-            "nothing to relay to: set --nats-url, --webhook or a [[webhook]] table".into(),
+            Source::Default,
+            "nothing to relay to: set --nats-url, --webhook or a [[webhook]] table",
         ));
     }
-
-    let (timeout, s) = pick!(webhook_timeout_ms);
-    let timeout = timeout.unwrap_or(10_000);
-    if timeout == 0 {
-        return Err(bad("webhook_timeout_ms", &s, "must be greater than 0".into()));
-    }
-    let (backoff, s) = pick!(max_backoff_ms);
-    let backoff = backoff.unwrap_or(60_000);
-    if backoff < 100 {
-        return Err(bad("max_backoff_ms", &s, "must be at least 100".into()));
-    }
-    let (metrics, s) = pick!(metrics_listen);
-    let metrics_listen = metrics
-        .map(|m| m.parse::<SocketAddr>().map_err(|e| bad("metrics_listen", &s, format!("{m:?}: {e}"))))
-        .transpose()?;
-    let (format, s) = pick!(log_format);
-    let log_json = match format.as_deref().unwrap_or("text") {
-        "text" => false,
-        "json" => true,
-        other => return Err(bad("log_format", &s, format!("{other:?}: text or json"))),
-    };
-    let (level, _) = pick!(log_level);
-    let (data_dir, _) = pick!(data_dir);
-    let (token, _) = pick!(token);
     Ok(Config {
-        server,
-        token,
-        data_dir: data_dir.unwrap_or_else(|| PathBuf::from("./relay-data")),
+        server: e.server,
+        token: e.token,
+        data_dir: e.data_dir,
         filter: global,
         nats,
         webhooks,
-        webhook_timeout: Duration::from_millis(timeout),
-        max_backoff: Duration::from_millis(backoff),
-        metrics_listen,
-        log_json,
-        log_level: level.unwrap_or_else(|| "info".to_owned()),
+        webhook_timeout: Duration::from_millis(e.webhook_timeout_ms),
+        max_backoff: Duration::from_millis(e.max_backoff_ms),
+        metrics_listen: e.metrics_listen,
+        log_json: e.log_format == "json",
+        log_level: e.log_level,
     })
+}
+
+// The relay's checks of single values (`Check<T>` takes `&T`).
+
+#[allow(clippy::ptr_arg)]
+fn http_or_https(v: &String) -> Result<(), String> {
+    check_url(v, &["http", "https"]).map(|_| ())
+}
+
+#[allow(clippy::ptr_arg)]
+fn nats_url(v: &String) -> Result<(), String> {
+    check_url(v, &["nats", "tls"]).map(|_| ())
+}
+
+#[allow(clippy::ptr_arg)]
+fn secret(v: &String) -> Result<(), String> {
+    Secret::parse(v).map(|_| ())
+}
+
+#[allow(clippy::ptr_arg)]
+fn stream_name(v: &String) -> Result<(), String> {
+    if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(format!("{v:?}: letters, digits, _ and - only"));
+    }
+    Ok(())
+}
+
+#[allow(clippy::ptr_arg)]
+fn subject_prefix(v: &String) -> Result<(), String> {
+    if v.is_empty() || v.split('.').any(|t| t.is_empty() || t.contains(['*', '>', ' '])) {
+        return Err(format!("{v:?} is not a subject prefix (tokens separated by dots, no wildcards)"));
+    }
+    Ok(())
+}
+
+#[allow(clippy::ptr_arg)]
+fn nats_format(v: &String) -> Result<(), String> {
+    match v.as_str() {
+        "json" | "protobuf" => Ok(()),
+        other => Err(format!("{other:?}: json or protobuf")),
+    }
+}
+
+fn replicas(v: &usize) -> Result<(), String> {
+    if (1..=5).contains(v) { Ok(()) } else { Err(format!("{v}: 1 to 5")) }
+}
+
+fn backoff(v: &u64) -> Result<(), String> {
+    if *v < 100 { Err("must be at least 100".into()) } else { Ok(()) }
+}
+
+#[allow(clippy::ptr_arg)]
+fn retention(v: &String) -> Result<(), String> {
+    retention_policy(v).map(|_| ())
+}
+
+fn retention_policy(v: &str) -> Result<async_nats::jetstream::stream::RetentionPolicy, String> {
+    use async_nats::jetstream::stream::RetentionPolicy;
+    match v {
+        "limits" => Ok(RetentionPolicy::Limits),
+        "interest" => Ok(RetentionPolicy::Interest),
+        "workqueue" => Ok(RetentionPolicy::WorkQueue),
+        other => Err(format!("{other:?}: limits, interest or workqueue")),
+    }
+}
+
+#[allow(clippy::ptr_arg)]
+fn lists(v: &Vec<String>) -> Result<(), String> {
+    filter(v, &[]).map(|_| ()).map_err(|(_, m)| m)
+}
+
+#[allow(clippy::ptr_arg)]
+fn countries(v: &Vec<String>) -> Result<(), String> {
+    filter(&[], v).map(|_| ()).map_err(|(_, m)| m)
 }
 
 fn check_url(s: &str, schemes: &[&str]) -> Result<url::Url, String> {
@@ -433,5 +350,61 @@ fn narrow(global: &Filter, own: Filter) -> Filter {
     Filter {
         lists: if own.lists.is_empty() { global.lists.clone() } else { own.lists },
         countries: if own.countries.is_empty() { global.countries.clone() } else { own.countries },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn file(text: &str) -> Settings {
+        Settings::from_table(toml::from_str(text).unwrap(), std::path::Path::new("relay.toml")).unwrap()
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_tables_narrow_the_global_filter() {
+        let file = file(&format!(
+            "nats_url = \"nats://bus:4222\"\nnats_replicas = 3\nlist = [\"cyber\"]\n\
+             [[webhook]]\nname = \"crm\"\nurl = \"https://crm.example/hook\"\nsecret = \"{SECRET}\"\ncountry = [\"mx\"]\n"
+        ));
+        let flags = Settings { nats_replicas: Some(2), ..Settings::default() };
+        let c = resolve(&flags, &file).unwrap();
+        let nats = c.nats.unwrap();
+        assert_eq!((nats.url.as_str(), nats.replicas, nats.stream.as_str()), ("nats://bus:4222", 2, "ELIGIBILITY"));
+        assert_eq!(c.webhooks.len(), 1);
+        let crm = &c.webhooks[0];
+        assert_eq!(crm.name, "crm");
+        assert_eq!(crm.filter.lists, vec![ListId::parse("cyber").unwrap()], "the global list filter applies");
+        assert_eq!(crm.filter.countries, vec![Country::parse("MX").unwrap()], "its own country filter");
+        assert_eq!(c.max_backoff, Duration::from_secs(60), "the default");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_where_the_value_came_from() {
+        let err = |flags: Settings, file: Settings| resolve(&flags, &file).unwrap_err().to_string();
+        let nats = || Settings {
+            nats_url: Some("nats://bus:4222".into()),
+            config: Some("relay.toml".into()),
+            ..Settings::default()
+        };
+        let e = err(Settings { nats_replicas: Some(0), ..nats() }, Settings::default());
+        assert_eq!(e, "invalid nats_replicas: 0: 1 to 5 (from --nats-replicas or ELIGIBILITY_RELAY_NATS_REPLICAS)");
+        let e = err(nats(), file("max_backoff_ms = 5\n"));
+        assert!(e.starts_with("invalid max_backoff_ms: must be at least 100 (from the config file"), "{e}");
+        let e = err(nats(), file("country = [\"XX\"]\n"));
+        assert!(e.starts_with("invalid country: \"XX\"") && e.contains("relay.toml"), "{e}");
+        let e = err(
+            nats(),
+            file(&format!(
+                "[[webhook]]\nurl = \"https://a/h\"\nsecret = \"{SECRET}\"\n[[webhook]]\nname = \"webhook-0\"\nurl = \"https://b/h\"\nsecret = \"{SECRET}\"\n"
+            )),
+        );
+        assert!(e.starts_with("invalid webhook[1].name: \"webhook-0\" is used twice"), "{e}");
+        let e = Settings::from_table(toml::from_str("nats_urll = \"x\"").unwrap(), std::path::Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key \"nats_urll\"") && e.contains("nats_url,") && e.contains("webhook"), "{e}");
     }
 }

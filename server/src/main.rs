@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
     if let Some(command) = flags.one_shot() {
         return one_shot(command);
     }
-    let resolved = match flags.load_file().and_then(|file| flags.resolve(&file)) {
+    let resolved = match Settings::load_file(flags.config.as_deref()).and_then(|file| flags.resolve(&file)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: invalid configuration: {e}");

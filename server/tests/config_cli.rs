@@ -61,13 +61,16 @@ fn secrets_are_redacted() {
 fn invalid_configuration_is_refused_with_the_key_named() {
     let dir = tempfile::tempdir().unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["--max-batch".into(), "0".into()], "max_batch must be greater than 0"),
-        (vec!["--log-format".into(), "xml".into()], "log_format \"xml\""),
+        (
+            vec!["--max-batch".into(), "0".into()],
+            "invalid max_batch: must be greater than 0 (from --max-batch or ELIGIBILITY_MAX_BATCH)",
+        ),
+        (vec!["--log-format".into(), "xml".into()], "invalid log_format: \"xml\" is not text or json"),
         (vec!["--tls-cert".into(), "/nonexistent/cert.pem".into()], "tls_cert and tls_key go together"),
         (vec!["--database-url".into(), "mysql://x".into()], "not a postgres:// URL"),
         (
             vec!["--tokens-file".into(), "/nonexistent/tokens.toml".into()],
-            "tokens_file /nonexistent/tokens.toml does not exist",
+            "invalid tokens_file: /nonexistent/tokens.toml does not exist",
         ),
         (vec!["--h2-stream-window".into(), "100".into()], "at least 65535"),
     ];

@@ -155,19 +155,19 @@ impl TlsFiles {
 /// X.509 version 3 (rustls refuses version 1 certificates, which openssl
 /// makes when a certificate is signed without extensions, and would only
 /// say so to clients, at their handshake).
-pub(crate) fn check_certificates(key: &str, path: &std::path::Path) -> Result<(), String> {
-    let data = std::fs::read(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
+pub(crate) fn check_certificates(path: &std::path::Path) -> Result<(), String> {
+    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut count = 0;
     for pem in x509_parser::pem::Pem::iter_from_buffer(&data) {
-        let pem = pem.map_err(|e| format!("{key} {}: not PEM: {e}", path.display()))?;
+        let pem = pem.map_err(|e| format!("{}: not PEM: {e}", path.display()))?;
         if pem.label != "CERTIFICATE" {
             continue;
         }
         count += 1;
-        let cert = pem.parse_x509().map_err(|e| format!("{key} {}: certificate {count}: {e}", path.display()))?;
+        let cert = pem.parse_x509().map_err(|e| format!("{}: certificate {count}: {e}", path.display()))?;
         if cert.version() != x509_parser::x509::X509Version::V3 {
             return Err(format!(
-                "{key} {}: certificate {count} ({}) is X.509 version {}; TLS here needs version 3 (with openssl, sign it with -extfile and at least one extension, e.g. subjectAltName)",
+                "{}: certificate {count} ({}) is X.509 version {}; TLS here needs version 3 (with openssl, sign it with -extfile and at least one extension, e.g. subjectAltName)",
                 path.display(),
                 cert.subject(),
                 cert.version().0 + 1
@@ -175,7 +175,7 @@ pub(crate) fn check_certificates(key: &str, path: &std::path::Path) -> Result<()
         }
     }
     if count == 0 {
-        return Err(format!("{key} {} holds no PEM certificate", path.display()));
+        return Err(format!("{} holds no PEM certificate", path.display()));
     }
     Ok(())
 }

@@ -1,216 +1,69 @@
-//! Every setting, declared once: the [`settings!`] table below yields the
-//! flag (`--key-name`), the environment variable (`ELIGIBILITY_KEY_NAME`),
-//! the file key (`key_name`), the default, the check and the
-//! `--print-config` line. Precedence: flags > environment > file >
-//! defaults; an error names the key and where its value came from.
+//! Every server setting, declared once with [`eligibility::settings!`]
+//! (the system the relay shares): each yields the flag (`--key-name`), the
+//! environment variable (`ELIGIBILITY_KEY_NAME`), the file key
+//! (`key_name`), the default, the check and the `--print-config` line.
+//! Precedence: flags > environment > file > defaults; an error names the
+//! key and where its value came from.
 
-use std::{
-    fmt,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{CommandFactory, FromArgMatches, Parser};
-
-use super::commands::Command;
-use serde::{Deserialize, Serialize};
+use eligibility::settings::checks::{any, file, http_url, log_format, positive};
+pub use eligibility::settings::{ConfigError, Source};
 
 pub use super::checks::redact_url;
+use super::commands::Command;
 use super::{
     Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, Http2Config, TlsFiles,
-    checks::{Check, any, file, h2_window, http_url, log_format, origins, positive, positive_usize, postgres_url},
+    checks::{h2_window, origins, postgres_url},
 };
 use crate::{
     budget::BudgetConfig, conns::ConnLimits, identity::AuthConfig, limits::Limits, store::PgOptions,
     telemetry::LogFormat, watch::WatchConfig,
 };
 
-/// Where a setting's value came from (for errors).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// The command line or the environment.
-    FlagOrEnv(&'static str),
-    /// The configuration file.
-    File(PathBuf),
-    /// The built-in default.
-    Default,
-    /// Several settings together (e.g. TLS's files).
-    Together,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::FlagOrEnv(key) => {
-                write!(f, "from --{} or ELIGIBILITY_{}", key.replace('_', "-"), key.to_ascii_uppercase())
-            }
-            Source::File(p) => write!(f, "from the config file {}", p.display()),
-            Source::Default => f.write_str("the default"),
-            Source::Together => f.write_str("settings that go together"),
-        }
+eligibility::settings! {
+    prefix = "ELIGIBILITY_";
+    /// Every setting as one source gives it (`None`: not given there):
+    /// the flags and environment (parsed by clap) or the file (by serde).
+    #[command(
+        name = "eligibility-server",
+        version,
+        about = "The export eligibility service (gRPC, package eligibility.v1)"
+    )]
+    pub struct Settings {
+        /// A TOML file with any of the settings above (flags and
+        /// environment variables take precedence over it).
+        #[arg(long, env = "ELIGIBILITY_CONFIG")]
+        #[serde(skip)]
+        pub config: Option<PathBuf>,
+        /// Print the effective configuration (secrets redacted) and exit.
+        #[arg(long)]
+        #[serde(skip)]
+        pub print_config: bool,
+        /// Deprecated: `eligibility-server token hash`.
+        #[arg(long, hide_short_help = true)]
+        #[serde(skip)]
+        pub hash_token: bool,
+        /// Deprecated: `eligibility-server token new`.
+        #[arg(long, hide_short_help = true)]
+        #[serde(skip)]
+        pub new_token: bool,
+        /// Deprecated: `eligibility-server descriptor-set FILE`.
+        #[arg(long, value_name = "FILE", hide_short_help = true)]
+        #[serde(skip)]
+        pub write_descriptor_set: Option<PathBuf>,
+        /// A one-shot command instead of serving.
+        #[command(subcommand)]
+        #[serde(skip)]
+        pub command: Option<Command>,
     }
-}
-
-/// A configuration that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A setting's value is wrong; the message names the key and value.
-    #[error("{message} ({from})")]
-    Invalid {
-        /// The key.
-        key: &'static str,
-        /// Where the value came from.
-        from: Source,
-        /// What is wrong.
-        message: String,
-    },
-    /// A file cannot be read or parsed.
-    #[error("{}: {message}", path.display())]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-/// Declares the settings. In `required { }`, `name: T = default, check;`
-/// is a setting with a default; in `optional { }`, `name: T, check;` is one that is off unless
-/// given. Each doc line is the flag's help.
-macro_rules! settings {
-    (
-        required {
-            $( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, $check:expr; )*
-        }
-        optional {
-            $( $(#[doc = $odoc:literal])* $oname:ident : $oty:ty, $ocheck:expr; )*
-        }
-    ) => {
-        /// Every setting as one source gives it (`None`: not given there):
-        /// the flags and environment (parsed by clap) or the file (by serde).
-        #[derive(Parser, Deserialize, Serialize, Debug, Default, Clone)]
-        #[serde(deny_unknown_fields)]
-        #[command(
-            name = "eligibility-server",
-            version,
-            about = "The export eligibility service (gRPC, package eligibility.v1)"
-        )]
-        pub struct Settings {
-            $( $(#[doc = $doc])* #[arg(long)] pub $name: Option<$ty>, )*
-            $( $(#[doc = $odoc])* #[arg(long)] pub $oname: Option<$oty>, )*
-            /// A TOML file with any of the settings above (flags and
-            /// environment variables take precedence over it).
-            #[arg(long, env = "ELIGIBILITY_CONFIG")]
-            #[serde(skip)]
-            pub config: Option<PathBuf>,
-            /// Print the effective configuration (secrets redacted) and exit.
-            #[arg(long)]
-            #[serde(skip)]
-            pub print_config: bool,
-            /// Deprecated: `eligibility-server token hash`.
-            #[arg(long, hide_short_help = true)]
-            #[serde(skip)]
-            pub hash_token: bool,
-            /// Deprecated: `eligibility-server token new`.
-            #[arg(long, hide_short_help = true)]
-            #[serde(skip)]
-            pub new_token: bool,
-            /// Deprecated: `eligibility-server descriptor-set FILE`.
-            #[arg(long, value_name = "FILE", hide_short_help = true)]
-            #[serde(skip)]
-            pub write_descriptor_set: Option<PathBuf>,
-            /// A one-shot command instead of serving.
-            #[command(subcommand)]
-            #[serde(skip)]
-            pub command: Option<Command>,
-        }
-
-        /// Every setting's effective value: what `--print-config` prints.
-        #[derive(Serialize, Debug, Clone)]
-        pub struct Effective {
-            $( #[allow(missing_docs)] pub $name: $ty, )*
-            $( #[allow(missing_docs)] #[serde(skip_serializing_if = "Option::is_none")] pub $oname: Option<$oty>, )*
-        }
-
-        /// The keys of the settings (the file's keys; flags and environment
-        /// variables are derived from them).
-        pub const KEYS: &[&str] = &[$(stringify!($name),)* $(stringify!($oname),)*];
-
-        impl Settings {
-            /// The settings of a parsed config file: each key read as its
-            /// setting's type, so an error names the key and the file.
-            fn from_table(mut table: toml::Table, path: &Path) -> Result<Settings, ConfigError> {
-                fn take<T: serde::de::DeserializeOwned>(
-                    table: &mut toml::Table,
-                    key: &'static str,
-                    path: &Path,
-                ) -> Result<Option<T>, ConfigError> {
-                    table
-                        .remove(key)
-                        .map(|v| v.try_into::<T>())
-                        .transpose()
-                        .map_err(|e| ConfigError::Invalid {
-                            key,
-                            from: Source::File(path.to_owned()),
-                            message: format!("{key}: {}", e.message().trim_end()),
-                        })
-                }
-                let settings = Settings {
-                    $( $name: take(&mut table, stringify!($name), path)?, )*
-                    $( $oname: take(&mut table, stringify!($oname), path)?, )*
-                    ..Settings::default()
-                };
-                if let Some(unknown) = table.keys().next() {
-                    return Err(ConfigError::File {
-                        path: path.to_owned(),
-                        message: format!("unknown key {unknown:?} (the keys are: {})", KEYS.join(", ")),
-                    });
-                }
-                Ok(settings)
-            }
-
-            fn merge(&self, file: &Settings, file_path: Option<&Path>) -> Result<Effective, ConfigError> {
-                let source = |key: &'static str, given_here: bool, in_file: bool| match (given_here, in_file, file_path) {
-                    (true, _, _) => Source::FlagOrEnv(key),
-                    (false, true, Some(p)) => Source::File(p.to_owned()),
-                    _ => Source::Default,
-                };
-                let effective = Effective {
-                    $( $name: self.$name.clone().or_else(|| file.$name.clone()).unwrap_or_else(|| $default), )*
-                    $( $oname: self.$oname.clone().or_else(|| file.$oname.clone()), )*
-                };
-                $(
-                    let check: Check<$ty> = $check;
-                    check(stringify!($name), &effective.$name).map_err(|message| ConfigError::Invalid {
-                        key: stringify!($name),
-                        from: source(stringify!($name), self.$name.is_some(), file.$name.is_some()),
-                        message,
-                    })?;
-                )*
-                $(
-                    if let Some(v) = &effective.$oname {
-                        let check: Check<$oty> = $ocheck;
-                        check(stringify!($oname), v).map_err(|message| ConfigError::Invalid {
-                            key: stringify!($oname),
-                            from: source(stringify!($oname), self.$oname.is_some(), file.$oname.is_some()),
-                            message,
-                        })?;
-                    }
-                )*
-                Ok(effective)
-            }
-        }
-    };
-}
-
-settings! {
     required {
     /// Address to listen on.
     listen: SocketAddr = DEFAULT_LISTEN.parse().expect("valid default"), any;
     /// Directory of the embedded store, created if missing.
     data_dir: PathBuf = PathBuf::from(DEFAULT_DATA_DIR), any;
     /// Load the reported 2021 cyber-list data into an empty store.
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
     demo: bool = false, any;
     /// Serve the web console at / (false: the port serves the APIs only).
     console: bool = true, any;
@@ -219,9 +72,9 @@ settings! {
     /// Log level or tracing filter, e.g. "info" or "eligibility_server=debug".
     log_level: String = "info".to_owned(), any;
     /// Maximum items in one BatchCheck.
-    max_batch: usize = Limits::default().max_batch, positive_usize;
+    max_batch: usize = Limits::default().max_batch, positive;
     /// Maximum entry changes in one Apply.
-    max_changes: usize = Limits::default().max_changes, positive_usize;
+    max_changes: usize = Limits::default().max_changes, positive;
     /// Largest page a paged read (ListEntries, History) may ask for.
     max_page_size: u32 = Limits::default().max_page_size, positive;
     /// Longest wait for a read's min_revision, ms (0: answer UNAVAILABLE at once).
@@ -229,13 +82,13 @@ settings! {
     /// Watch heartbeat interval when idle, ms.
     progress_interval_ms: u64 = millis(WatchConfig::default().progress_interval), positive;
     /// Open Watch streams in total.
-    max_watchers: usize = WatchConfig::default().max_watchers, positive_usize;
+    max_watchers: usize = WatchConfig::default().max_watchers, positive;
     /// Open Watch streams per client connection.
-    max_watchers_per_connection: usize = WatchConfig::default().max_watchers_per_connection, positive_usize;
+    max_watchers_per_connection: usize = WatchConfig::default().max_watchers_per_connection, positive;
     /// Events a watcher that fell behind prepares at a time from the log.
-    watch_buffer: usize = WatchConfig::default().buffer, positive_usize;
+    watch_buffer: usize = WatchConfig::default().buffer, positive;
     /// Changesets the live feed holds for watchers; one that falls further behind is served from the log.
-    watch_feed_capacity: usize = WatchConfig::default().feed_capacity, positive_usize;
+    watch_feed_capacity: usize = WatchConfig::default().feed_capacity, positive;
     /// HTTP/2 connection window, bytes.
     h2_connection_window: u32 = Http2Config::default().connection_window, h2_window;
     /// HTTP/2 stream window, bytes.
@@ -249,21 +102,23 @@ settings! {
     /// With Postgres: re-read the log at least this often, ms.
     tail_poll_ms: u64 = millis(Config::default().tail_poll), positive;
     /// Require at least the reader role for reads.
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
     require_auth_for_reads: bool = false, any;
     /// Largest request message, bytes.
-    max_message_bytes: usize = Limits::default().max_message_bytes, positive_usize;
+    max_message_bytes: usize = Limits::default().max_message_bytes, positive;
     /// Unary calls in progress at once, server-wide; more are refused.
-    max_concurrent_requests: usize = Limits::default().max_concurrent_requests, positive_usize;
+    max_concurrent_requests: usize = Limits::default().max_concurrent_requests, positive;
     /// Calls in progress at once per connection; more wait.
-    concurrency_per_connection: usize = Limits::default().concurrency_per_connection, positive_usize;
+    concurrency_per_connection: usize = Limits::default().concurrency_per_connection, positive;
     /// Longest time to answer a call, ms (Watch streams excepted).
     request_timeout_ms: u64 = millis(Limits::default().request_timeout), positive;
     /// Browser origins allowed to call the HTTP API and gRPC-Web, comma-separated (`*`: any).
+    #[arg(value_delimiter = ',')]
     cors_allowed_origins: Vec<String> = Vec::new(), origins;
     /// Open connections in all; past it a new connection is closed at once.
-    max_connections: usize = ConnLimits::default().max, positive_usize;
+    max_connections: usize = ConnLimits::default().max, positive;
     /// Open connections per client address; past it a new one is closed at once.
-    max_connections_per_address: usize = ConnLimits::default().max_per_address, positive_usize;
+    max_connections_per_address: usize = ConnLimits::default().max_per_address, positive;
     /// Time for a new connection's first request headers (or HTTP/2 preface, or TLS hello), ms.
     handshake_timeout_ms: u64 = millis(ConnLimits::default().handshake), positive;
     /// Time a connection may stay open with no request or stream in progress, ms.
@@ -279,6 +134,7 @@ settings! {
     }
     optional {
         /// Postgres URL (several replicas on one database) instead of the embedded store.
+        #[arg(hide_env_values = true)]
         database_url: String, postgres_url;
         /// Tokens file (token hashes, principals, roles); without it authentication is off.
         tokens_file: PathBuf, file;
@@ -293,6 +149,7 @@ settings! {
         /// Export traces over OTLP/gRPC to this collector, e.g. http://127.0.0.1:4317.
         otlp_endpoint: String, http_url;
     }
+    file_only {}
 }
 
 fn millis(d: Duration) -> u64 {
@@ -317,53 +174,6 @@ pub struct Resolved {
 }
 
 impl Settings {
-    /// Parses the command line and the environment: every setting's
-    /// environment variable is `ELIGIBILITY_` and its key in capitals.
-    pub fn from_cli() -> Settings {
-        // The defaults' printed form, made once for every flag's help.
-        let defaults = Effective::default_table();
-        let command = Settings::command().mut_args(|arg| {
-            let id = arg.get_id().as_str().to_owned();
-            if !KEYS.contains(&id.as_str()) {
-                return arg;
-            }
-            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-            let default = match defaults.get(&id) {
-                Some(toml::Value::String(s)) => format!(" [default: {s}]"),
-                Some(v) => format!(" [default: {v}]"),
-                None => " [default: off]".to_owned(),
-            };
-            // Built once at start: leaking gives clap the 'static strings it
-            // keeps without its `string` feature.
-            let env: &'static str = Box::leak(format!("ELIGIBILITY_{}", id.to_ascii_uppercase()).into_boxed_str());
-            let help: &'static str = Box::leak(format!("{help}{default}").into_boxed_str());
-            let arg = arg.env(env).help(help);
-            // Flags without a value mean true (`--demo`).
-            if matches!(id.as_str(), "demo" | "require_auth_for_reads") {
-                arg.num_args(0..=1).default_missing_value("true")
-            } else if id == "database_url" {
-                arg.hide_env_values(true)
-            } else if id == "cors_allowed_origins" {
-                arg.value_delimiter(',')
-            } else {
-                arg
-            }
-        });
-        let matches = command.get_matches();
-        Settings::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
-    }
-
-    /// Reads the file named by `--config` (if any): unknown keys and bad
-    /// values are errors naming them.
-    pub fn load_file(&self) -> Result<Settings, ConfigError> {
-        let Some(path) = &self.config else { return Ok(Settings::default()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::File { path: path.clone(), message: format!("cannot read config file: {e}") })?;
-        let table: toml::Table =
-            toml::from_str(&text).map_err(|e| ConfigError::File { path: path.clone(), message: e.to_string() })?;
-        Settings::from_table(table, path)
-    }
-
     /// Flags/environment (self) over the file over the defaults, validated.
     pub fn resolve(&self, file: &Settings) -> Result<Resolved, ConfigError> {
         let e = self.merge(file, self.config.as_deref())?;
@@ -428,18 +238,9 @@ impl Settings {
     }
 }
 
-impl Effective {
-    /// The defaults, as `--print-config` would print them (settings that
-    /// are off by default are absent).
-    fn default_table() -> toml::Table {
-        let defaults = Settings::default().merge(&Settings::default(), None).expect("the defaults are valid");
-        toml::Table::try_from(&defaults).unwrap_or_default()
-    }
-}
-
 /// TLS needs a certificate and its key together; mutual TLS is TLS.
 fn tls_files(e: &Effective) -> Result<Option<TlsFiles>, ConfigError> {
-    let invalid = |key, message: &str| ConfigError::Invalid { key, from: Source::Together, message: message.into() };
+    let invalid = |key, message: &str| ConfigError::invalid(key, Source::Together, message);
     let tls = match (&e.tls_cert, &e.tls_key) {
         (Some(cert), Some(key)) => {
             Some(TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: e.tls_client_ca.clone() })
@@ -453,12 +254,12 @@ fn tls_files(e: &Effective) -> Result<Option<TlsFiles>, ConfigError> {
     };
     for (key, path) in [("tls_cert", &e.tls_cert), ("tls_key", &e.tls_key), ("tls_client_ca", &e.tls_client_ca)] {
         if let Some(p) = path {
-            file(key, p).map_err(|m| invalid(key, &m))?;
+            file(p).map_err(|m| invalid(key, &m))?;
         }
     }
     for (key, path) in [("tls_cert", &e.tls_cert), ("tls_client_ca", &e.tls_client_ca)] {
         if let Some(p) = path {
-            super::check_certificates(key, p).map_err(|m| invalid(key, &m))?;
+            super::check_certificates(p).map_err(|m| invalid(key, &m))?;
         }
     }
     Ok(tls)

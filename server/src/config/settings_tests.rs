@@ -1,5 +1,7 @@
 //! Tests of the settings table.
 
+use clap::CommandFactory;
+
 use super::*;
 
 #[test]
@@ -22,7 +24,10 @@ fn flags_beat_the_file_which_beats_defaults() {
 fn validation_errors_name_the_key() {
     let bad = |s: Settings| s.resolve(&Settings::default()).unwrap_err().to_string();
     assert!(bad(Settings { max_batch: Some(0), ..Default::default() }).contains("max_batch"));
-    assert!(bad(Settings { log_format: Some("xml".into()), ..Default::default() }).contains("log_format \"xml\""));
+    assert!(
+        bad(Settings { log_format: Some("xml".into()), ..Default::default() })
+            .contains("invalid log_format: \"xml\" is not text or json")
+    );
     assert!(bad(Settings { tls_cert: Some("/nonexistent.pem".into()), ..Default::default() }).contains("tls_key"));
     assert!(bad(Settings { database_url: Some("mysql://x".into()), ..Default::default() }).contains("postgres://"));
     assert!(toml::from_str::<Settings>("max_batchh = 1").unwrap_err().to_string().contains("max_batchh"));
@@ -36,22 +41,26 @@ fn file_errors_name_the_key_and_the_file() {
     let load = |text: &str| {
         std::fs::write(&path, text).unwrap();
         let flags = Settings { config: Some(path.clone()), ..Default::default() };
-        flags.load_file().and_then(|file| flags.resolve(&file)).map(|_| ()).unwrap_err().to_string()
+        Settings::load_file(flags.config.as_deref())
+            .and_then(|file| flags.resolve(&file))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
     };
     let e = load("max_batch = \"big\"\n");
-    assert!(e.starts_with("max_batch: invalid type: string \"big\""), "{e}");
+    assert!(e.starts_with("invalid max_batch: invalid type: string \"big\""), "{e}");
     assert!(e.contains("from the config file") && e.contains("server.toml"), "{e}");
     let e = load("max_batchh = 5\n");
     assert!(e.contains("unknown key \"max_batchh\"") && e.contains("max_batch,"), "{e}");
     for zero in ["pg_acquire_timeout_ms", "tail_poll_ms", "request_timeout_ms", "progress_interval_ms"] {
         let e = load(&format!("{zero} = 0\n"));
-        assert!(e.contains(&format!("{zero} must be greater than 0")) && e.contains("config file"), "{e}");
+        assert!(e.contains(&format!("invalid {zero}: must be greater than 0")) && e.contains("config file"), "{e}");
     }
     assert!(load("h2_stream_window = 4294967295\n").contains("at most 2147483647"));
     // 0 is a meaningful wait: answer at once.
     std::fs::write(&path, "max_wait_ms = 0\n").unwrap();
     let flags = Settings { config: Some(path.clone()), ..Default::default() };
-    assert!(flags.load_file().and_then(|f| flags.resolve(&f)).is_ok());
+    assert!(Settings::load_file(flags.config.as_deref()).and_then(|f| flags.resolve(&f)).is_ok());
 }
 
 #[test]
