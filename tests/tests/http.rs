@@ -364,3 +364,62 @@ async fn sse_replays_goes_live_filters_and_resumes_across_a_restart() {
     assert_eq!(bad.status, 400);
     s.stop().await;
 }
+
+/// What the OpenAPI document states, the server holds to: `null` reads as
+/// absent for any field and in either order beside a oneof's other member,
+/// an empty `If-Match` states no precondition, entity tags and revisions
+/// have one form, and text limits count characters.
+#[tokio::test]
+async fn requests_are_read_as_the_document_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), true).await;
+    let json_h = ("content-type", "application/json");
+    let items = r#""items":[{"listId":"cyber","country":"MX"}]"#;
+    for point in [r#"{"atRevision":null,"minRevision":"1"}"#, r#"{"minRevision":"1","atRevision":null}"#] {
+        let r = call(s.addr, "POST", "/v1/check:batch", &[json_h], &format!("{{{items},\"point\":{point}}}")).await;
+        assert_eq!(r.status, 200, "{point}: {}", r.body);
+    }
+    let both = call(
+        s.addr,
+        "POST",
+        "/v1/check:batch",
+        &[json_h],
+        &format!(r#"{{{items},"point":{{"atRevision":"1","minRevision":"1"}}}}"#),
+    )
+    .await;
+    assert_eq!(both.status, 400, "{}", both.body);
+    assert!(both.body.contains("exclude each other"), "{}", both.body);
+
+    let write = |options: &str| {
+        format!(
+            r#"{{"changes":[{{"listId":"cyber","country":"JP","action":"ENTRY_ACTION_REMOVE"}}],"options":{options},"validateOnly":null}}"#
+        )
+    };
+    let ok =
+        call(s.addr, "POST", "/v1/changesets", &[json_h, ("if-match", "")], &write(r#"{"reason":"null is absent"}"#))
+            .await;
+    assert_eq!(ok.status, 200, "an empty If-Match and a null validateOnly: {}", ok.body);
+    for tag in ["3", "\"+3\"", "\"12345678901234567890\"", "W/\"a\"b:3\""] {
+        let r = call(s.addr, "POST", "/v1/changesets", &[json_h, ("if-match", tag)], &write(r#"{"reason":"x"}"#)).await;
+        assert_eq!(r.status, 400, "If-Match {tag}: {}", r.body);
+    }
+    let weak =
+        call(s.addr, "POST", "/v1/changesets", &[json_h, ("if-match", "W/\"store:1\"")], &write(r#"{"reason":"x"}"#))
+            .await;
+    assert_eq!(weak.status, 412, "a weak ETag's revision is read: {}", weak.body);
+
+    // 256 characters of four bytes each: within the title's limit of 256
+    // characters (1 024 bytes); 257 are not.
+    let title = |n: usize| "🛰".repeat(n);
+    let patch = |t: &str| format!(r#"{{"title":"{t}","options":{{"reason":"long title"}}}}"#);
+    let fits = call(s.addr, "PATCH", "/v1/lists/cyber", &[json_h], &patch(&title(256))).await;
+    assert_eq!(fits.status, 200, "{}", fits.body);
+    let over = call(s.addr, "PATCH", "/v1/lists/cyber", &[json_h], &patch(&title(257))).await;
+    assert_eq!(over.status, 400, "{}", over.body);
+    assert!(over.body.contains("257 characters"), "{}", over.body);
+
+    let history = call(s.addr, "GET", "/v1/lists/cyber/history?page_token=after-revision:%2B1", &[], "").await;
+    assert_eq!(history.status, 400, "a page token's revision is digits: {}", history.body);
+    let resume = call(s.addr, "GET", "/v1/watch", &[("last-event-id", "+1")], "").await;
+    assert_eq!(resume.status, 400, "a Last-Event-ID is digits: {}", resume.body);
+}

@@ -64,14 +64,16 @@ pub(crate) type Answer = Result<Response<AxumBody>, Problem>;
 /// The HTTP/JSON routes (paths under `/v1/`; gRPC paths never start so),
 /// from the route table ([`crate::routes::ROUTES`], surface `Http`).
 pub fn router(app: Arc<App>) -> Router {
+    // The OpenAPI document states this server's limits: built once.
+    let openapi = Arc::new(openapi::document(app.registry.limits()));
     let state = Http { app };
     routes::of(Surface::Http)
-        .fold(Router::new(), |router, route| router.route(route.path, endpoint(route)))
+        .fold(Router::new(), |router, route| router.route(route.path, endpoint(route, &openapi)))
         .with_state(state)
 }
 
 /// The handler of an HTTP route, on the route's verb.
-fn endpoint(route: &Route) -> MethodRouter<Http> {
+fn endpoint(route: &Route, openapi: &Arc<serde_json::Value>) -> MethodRouter<Http> {
     let verb = MethodFilter::try_from(http::Method::from_bytes(route.verb.as_bytes()).unwrap_or(http::Method::GET))
         .unwrap_or(MethodFilter::GET);
     match route.op {
@@ -87,7 +89,10 @@ fn endpoint(route: &Route) -> MethodRouter<Http> {
         Op::ReplaceMembers => on(verb, writes::replace_members),
         Op::Apply => on(verb, writes::apply),
         Op::Watch => on(verb, sse::watch),
-        Op::OpenApi => on(verb, || async { json(StatusCode::OK, &*openapi::DOCUMENT) }),
+        Op::OpenApi => {
+            let document = openapi.clone();
+            on(verb, move || async move { json(StatusCode::OK, &*document) })
+        }
         op => unreachable!("{op:?} is not an HTTP operation (the route table's test checks)"),
     }
 }
@@ -141,8 +146,42 @@ pub(crate) async fn body<T: serde::de::DeserializeOwned>(
     if bytes.is_empty() {
         return Err(Error::invalid("body", "a JSON object is required").into());
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::invalid("body", format!("not the request's JSON: {}", explain(&e))).into())
+    serde_json::from_slice(&bytes).or_else(|e| {
+        // The JSON mapping reads `null` as a field's default, for every
+        // field; the generated decoder refuses it for some (a string, a
+        // bool) and, for a oneof, depends on the member order. A body with
+        // nulls is read again without them (only after a failure: the
+        // common body pays nothing), so `null` means absent everywhere.
+        let without_nulls = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|mut v| strip_nulls(&mut v).then(|| serde_json::from_value::<T>(v).ok()).flatten());
+        without_nulls.ok_or_else(|| Error::invalid("body", format!("not the request's JSON: {}", explain(&e))).into())
+    })
+}
+
+/// Removes every object member whose value is `null`, at any depth;
+/// whether there was one.
+fn strip_nulls(v: &mut serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(map) => {
+            let before = map.len();
+            map.retain(|_, v| !v.is_null());
+            let mut any = map.len() != before;
+            for v in map.values_mut() {
+                any |= strip_nulls(v);
+            }
+            any
+        }
+        serde_json::Value::Array(items) => {
+            // Every item is visited (no short circuit).
+            let mut any = false;
+            for v in items {
+                any |= strip_nulls(v);
+            }
+            any
+        }
+        _ => false,
+    }
 }
 
 /// A JSON decoding error, said plainly where the generated decoder's words

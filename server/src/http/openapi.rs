@@ -15,25 +15,27 @@ use prost_types::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::routes::{self, Doc, Op, Route, Surface};
+use crate::{
+    limits::{Limits, text_limits},
+    routes::{self, Doc, Op, Route, Surface},
+};
 
-/// The document, built once.
-pub static DOCUMENT: LazyLock<Value> = LazyLock::new(document);
-
-fn document() -> Value {
+/// The document of a server with these limits (the largest batch, page
+/// and changeset are stated in it).
+pub fn document(limits: &Limits) -> Value {
     let mut paths = Map::new();
     for (route, doc) in documented() {
         let item = paths.entry(route.path.to_owned()).or_insert_with(|| json!({}));
-        item[route.verb.to_ascii_lowercase()] = operation(route, doc);
+        item[route.verb.to_ascii_lowercase()] = operation(route, doc, limits);
     }
-    let mut schemas = schemas();
+    let mut schemas = schemas(limits);
     schemas.insert("Problem".into(), problem_schema());
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Export eligibility service: HTTP/JSON API",
             "version": "v1",
-            "description": "The eligibility.v1 RPCs at resource paths, on the gRPC port. JSON is the proto3 canonical mapping of the same messages. Errors are RFC 9457 problem details carrying the gRPC code."
+            "description": "The eligibility.v1 RPCs at resource paths, on the gRPC port. JSON is the proto3 canonical mapping of the same messages. Errors are RFC 9457 problem details carrying the gRPC code. The schemas state every rule of a request's form the server enforces (patterns, lengths, counts, parameters that exclude each other); what depends on the data is answered as documented per operation: a revision past the head is OUT_OF_RANGE (400), a list that does not exist NOT_FOUND (404), a write whose If-Match or expectedRevision is not the head ABORTED (412). Rules across fields that JSON Schema cannot state are in the descriptions: one change per list and country in a changeset, each country once in a membership, a body's listId equal to the path's, Idempotency-Key equal to options.requestId and If-Match to options.expectedRevision when both are given."
         },
         "paths": paths,
         "components": {
@@ -44,40 +46,138 @@ fn document() -> Value {
     })
 }
 
+/// A list id, as [`eligibility::ListId::parse`] accepts it.
+const LIST_ID_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,62}$";
+
+/// A revision in a header or a page token: at most 19 digits (any
+/// revision a store reaches; 20 digits could pass 2^64).
+const REVISION_DIGITS: &str = "[0-9]{1,19}";
+
+/// Every country code [`eligibility::Country::parse`] accepts (alpha-2,
+/// alpha-3, numeric; letters in any case), as one regular expression
+/// without flags (JSON Schema patterns have none).
+static COUNTRY: LazyLock<String> = LazyLock::new(|| {
+    let any_case = |code: &str| -> String {
+        code.chars()
+            .map(|c| if c.is_ascii_alphabetic() { format!("[{c}{}]", c.to_ascii_lowercase()) } else { c.to_string() })
+            .collect()
+    };
+    let codes: Vec<String> = eligibility::Country::accepted_codes().iter().map(|c| any_case(c)).collect();
+    format!("(?:{})", codes.join("|"))
+});
+
+fn country_schema() -> Value {
+    json!({ "type": "string", "pattern": format!("^{}$", *COUNTRY), "description": "An ISO 3166-1 code: alpha-2, alpha-3 or numeric, letters in any case (officially assigned, and XK)" })
+}
+
+fn list_id_schema() -> Value {
+    json!({ "type": "string", "pattern": LIST_ID_PATTERN })
+}
+
+/// A body's list id beside the path's: empty (the path's) or the same id.
+fn body_list_id() -> Value {
+    json!({ "type": "string", "pattern": "^([a-z0-9][a-z0-9._-]{0,62})?$", "description": "Empty, or the list id of the path" })
+}
+
+fn revision_schema() -> Value {
+    json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX })
+}
+
+/// The schema of a query parameter, by its name (the names mean the same
+/// on every route).
+fn query_schema(name: &str, op: Op, limits: &Limits) -> Value {
+    match name {
+        "as_of" | "from" | "to" => json!({ "type": "string", "format": "date-time" }),
+        "at_revision" | "min_revision" | "from_revision" | "to_revision" | "after_revision" => revision_schema(),
+        "page_size" => {
+            json!({ "type": "integer", "minimum": 0, "maximum": limits.max_page_size, "description": "0 or absent: the default page" })
+        }
+        "page_token" if op == Op::ListEntries => {
+            json!({ "type": "string", "pattern": format!("^(after-country:{})?$", *COUNTRY), "description": "next_page_token of the previous page" })
+        }
+        "page_token" => {
+            json!({ "type": "string", "pattern": format!("^(after-revision:{REVISION_DIGITS})?$"), "description": "next_page_token of the previous page" })
+        }
+        // History's country filter: empty is no filter.
+        "country" if op == Op::History => json!({ "type": "string", "pattern": format!("^{}?$", *COUNTRY) }),
+        "country" => country_schema(),
+        "list_id" => list_id_schema(),
+        "snapshot" => {
+            json!({ "type": "string", "enum": ["true", "false", ""], "description": "true (or empty): the lists' members first" })
+        }
+        _ => json!({ "type": "string" }),
+    }
+}
+
+/// Query parameters that exclude each other (`when`: only when the second
+/// has one of these values).
+const EXCLUSIVE: &[(&str, &str, Option<&[&str]>)] =
+    &[("at_revision", "min_revision", None), ("after_revision", "snapshot", Some(&["true", ""]))];
+
 /// The HTTP routes, with their documentation.
 fn documented() -> impl Iterator<Item = (&'static Route, &'static Doc)> {
     routes::of(Surface::Http).filter_map(|r| r.doc.as_ref().map(|d| (r, d)))
 }
 
-fn operation(route: &Route, r: &Doc) -> Value {
+fn operation(route: &Route, r: &Doc, limits: &Limits) -> Value {
     let rpc = route.op.name();
     let mut params: Vec<Value> = route
         .path
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .map(|name| {
+            let schema = if name == "country" { country_schema() } else { list_id_schema() };
+            json!({ "name": name, "in": "path", "required": true, "schema": schema })
+        })
         .collect();
-    for (name, kind, repeat) in r.query {
-        let schema = match *kind {
-            "date-time" => json!({ "type": "string", "format": "date-time" }),
-            "integer" => json!({ "type": "integer", "minimum": 0 }),
-            other => json!({ "type": other }),
-        };
+    // Parameters that exclude each other: said in both parameters'
+    // descriptions (OpenAPI has no keyword for it across parameters; an
+    // object parameter could say it but tools serialize it unreliably).
+    for (name, _, repeat) in r.query {
+        let schema = query_schema(name, route.op, limits);
         let schema = if *repeat { json!({ "type": "array", "items": schema }) } else { schema };
-        params.push(json!({ "name": name, "in": "query", "required": false, "schema": schema, "explode": true }));
+        let mut param = json!({ "name": name, "in": "query", "required": false, "schema": schema, "explode": true });
+        let excludes: Vec<String> = EXCLUSIVE
+            .iter()
+            .filter_map(|(a, b, when)| {
+                let other = if a == name {
+                    b
+                } else if b == name {
+                    a
+                } else {
+                    return None;
+                };
+                r.query.iter().any(|(n, ..)| n == other).then(|| match when {
+                    None => format!("Excludes {other}."),
+                    Some(_) => format!("{a} excludes {b}=true."),
+                })
+            })
+            .collect();
+        if !excludes.is_empty() {
+            param["description"] = json!(excludes.join(" "));
+        }
+        params.push(param);
     }
     if r.answer.is_some() && r.body.is_none() {
         params.push(
             json!({ "name": "If-None-Match", "in": "header", "required": false, "schema": { "type": "string" } }),
         );
     }
-    if r.body.is_some() {
-        for header in ["Idempotency-Key", "If-Match"] {
-            params.push(json!({ "name": header, "in": "header", "required": false, "schema": { "type": "string" } }));
-        }
+    // Writes only (BatchCheck has a body too, and reads no such header).
+    if matches!(route.access, routes::Access::Role(role) if role != crate::identity::Role::Reader) {
+        params.push(json!({
+            "name": "Idempotency-Key", "in": "header", "required": false,
+            "description": "The request id (options.requestId; equal to it when both are given): a retry with the same key answers the first result",
+            "schema": { "type": "string", "pattern": "^[\\x20-\\x7E]*$", "maxLength": text_limits::REQUEST_ID }
+        }));
+        params.push(json!({
+            "name": "If-Match", "in": "header", "required": false,
+            "description": "The head revision this write expects (options.expectedRevision; equal to it when both are given): \"<revision>\" or an ETag of a read; otherwise ABORTED (412). Empty: no precondition",
+            "schema": { "type": "string", "pattern": format!("^((W/)?\"([^\"]*:)?{REVISION_DIGITS}\")?$") }
+        }));
     }
     if route.op == Op::Watch {
-        params.push(json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string", "pattern": "^[0-9]+$" } }));
+        params.push(json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string", "pattern": format!("^{REVISION_DIGITS}$") } }));
     }
     let ok = match (r.answer, route.op) {
         (Some(msg), _) => {
@@ -142,13 +242,15 @@ fn problem_schema() -> Value {
 }
 
 /// A JSON schema per message and enum of `eligibility.v1`, as the JSON
-/// mapping writes them.
-fn schemas() -> Map<String, Value> {
+/// mapping writes them, with the rules the server enforces on requests
+/// ([`rules`]). An enum's `*_UNSPECIFIED` is left out: the mapping never
+/// writes a zero enum, and a request that gives one is refused.
+fn schemas(limits: &Limits) -> Map<String, Value> {
     let set = FileDescriptorSet::decode(eligibility::FILE_DESCRIPTOR_SET).expect("the built-in descriptor set decodes");
     let mut out = Map::new();
     for file in set.file.iter().filter(|f| f.package() == "eligibility.v1") {
         for e in &file.enum_type {
-            let names: Vec<&str> = e.value.iter().map(|v| v.name()).collect();
+            let names: Vec<&str> = e.value.iter().map(|v| v.name()).filter(|n| !n.ends_with("_UNSPECIFIED")).collect();
             out.insert(e.name().to_owned(), json!({ "type": "string", "enum": names }));
         }
         for m in &file.message_type {
@@ -159,13 +261,138 @@ fn schemas() -> Map<String, Value> {
                     if f.label() == Label::Repeated { json!({ "type": "array", "items": item }) } else { item };
                 props.insert(f.json_name().to_owned(), schema);
             }
-            out.insert(
-                m.name().to_owned(),
-                json!({ "type": "object", "properties": props, "additionalProperties": false }),
-            );
+            let mut schema = json!({ "type": "object", "properties": props, "additionalProperties": false });
+            // The members of a real oneof exclude each other (a proto3
+            // `optional` field is a synthetic oneof of one).
+            let pairs: Vec<Value> = (0..m.oneof_decl.len() as i32)
+                .flat_map(|i| {
+                    let members: Vec<&str> = m
+                        .field
+                        .iter()
+                        .filter(|f| f.oneof_index == Some(i) && !f.proto3_optional())
+                        .map(|f| f.json_name())
+                        .collect();
+                    let mut pairs = Vec::new();
+                    for (k, a) in members.iter().enumerate() {
+                        for b in &members[k + 1..] {
+                            // Both given, neither null (null is absent).
+                            let given = json!({ "not": { "type": "null" } });
+                            pairs.push(json!({ "required": [a, b], "properties": { *a: given, *b: given } }));
+                        }
+                    }
+                    pairs
+                })
+                .collect();
+            if !pairs.is_empty() {
+                schema["not"] = json!({ "anyOf": pairs });
+            }
+            rules(m.name(), &mut schema, limits);
+            or_null(&mut schema);
+            out.insert(m.name().to_owned(), schema);
         }
     }
     out
+}
+
+/// The JSON mapping reads `null` as a field's default: any field that is
+/// not required may be `null` in a request (the server reads it so,
+/// `http::body`).
+fn or_null(schema: &mut Value) {
+    let required: Vec<String> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if let Some(props) = schema["properties"].as_object_mut() {
+        for (name, prop) in props.iter_mut() {
+            if !required.contains(name) && prop.get("readOnly").is_none() {
+                *prop = json!({ "anyOf": [prop.take(), { "type": "null" }] });
+            }
+        }
+    }
+}
+
+/// The rules of a request message's form, as the server checks them
+/// (`writes/request.rs`, `wire/`): ids and codes by pattern, text limits
+/// in characters, counts, required members.
+fn rules(message: &str, schema: &mut Value, limits: &Limits) {
+    use text_limits::*;
+    let props = &mut schema["properties"];
+    let mut set = |field: &str, rule: Value| {
+        if let (Some(target), Some(rule)) = (props[field].as_object_mut(), rule.as_object()) {
+            target.extend(rule.clone());
+        }
+    };
+    let text = |max: usize| json!({ "maxLength": max });
+    let required: &[&str] = match message {
+        "CheckItem" => {
+            set("listId", list_id_schema());
+            set("country", country_schema());
+            &["listId", "country"]
+        }
+        "BatchCheckRequest" => {
+            set("items", json!({ "minItems": 1, "maxItems": limits.max_batch }));
+            &["items"]
+        }
+        "EntryChange" => {
+            set("listId", list_id_schema());
+            set("country", country_schema());
+            set("conditions", text(CONDITIONS));
+            schema["if"] =
+                json!({ "properties": { "action": { "const": "ENTRY_ACTION_REMOVE" } }, "required": ["action"] });
+            schema["then"] = json!({ "properties": { "conditions": { "maxLength": 0 } } });
+            &["listId", "country", "action"]
+        }
+        "Member" => {
+            set("country", country_schema());
+            set("conditions", text(CONDITIONS));
+            &["country"]
+        }
+        "List" => {
+            set("id", list_id_schema());
+            set("title", text(TITLE));
+            set("description", text(DESCRIPTION));
+            set("authority", text(AUTHORITY));
+            // Answered, never read from a request.
+            for output in ["createdRevision", "updatedRevision", "memberCount"] {
+                set(output, json!({ "readOnly": true }));
+            }
+            &["id", "mode"]
+        }
+        "WriteOptions" => {
+            set(
+                "reason",
+                json!({ "maxLength": REASON, "pattern": "\\S", "description": "Why this change is made (required, not blank)" }),
+            );
+            set("reference", text(REFERENCE));
+            set("requestId", text(REQUEST_ID));
+            set("actor", text(ACTOR));
+            &["reason"]
+        }
+        "CreateListRequest" => &["list", "options"],
+        "UpdateListRequest" => {
+            set("listId", body_list_id());
+            set("title", text(TITLE));
+            set("description", text(DESCRIPTION));
+            set("authority", text(AUTHORITY));
+            &["options"]
+        }
+        "ApplyRequest" => {
+            set(
+                "changes",
+                json!({ "minItems": 1, "maxItems": limits.max_changes, "description": "One change per list and country" }),
+            );
+            &["changes", "options"]
+        }
+        "ReplaceMembersRequest" => {
+            set("listId", body_list_id());
+            set("members", json!({ "description": "Each country once" }));
+            &["options"]
+        }
+        _ => &[],
+    };
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
 }
 
 fn field_schema(kind: Type, type_name: &str) -> Value {
@@ -177,7 +404,11 @@ fn field_schema(kind: Type, type_name: &str) -> Value {
         Type::Uint32 | Type::Fixed32 => json!({ "type": "integer", "format": "int32", "minimum": 0 }),
         // 64-bit integers are strings in the JSON mapping.
         Type::Int64 | Type::Sint64 | Type::Sfixed64 => json!({ "type": "string", "pattern": "^-?[0-9]+$" }),
-        Type::Uint64 | Type::Fixed64 => json!({ "type": "string", "pattern": "^[0-9]+$" }),
+        // The mapping writes a string and reads a string or a number.
+        Type::Uint64 | Type::Fixed64 => json!({ "anyOf": [
+            { "type": "string", "pattern": format!("^{REVISION_DIGITS}$") },
+            { "type": "integer", "minimum": 0, "maximum": u64::MAX }
+        ] }),
         Type::Float | Type::Double => json!({ "type": "number" }),
         Type::Enum | Type::Message | Type::Group => match type_name {
             ".google.protobuf.Timestamp" => json!({ "type": "string", "format": "date-time" }),
@@ -189,6 +420,8 @@ fn field_schema(kind: Type, type_name: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static DOCUMENT: LazyLock<Value> = LazyLock::new(|| document(&Limits::default()));
 
     #[test]
     fn every_served_route_is_documented() {
@@ -210,11 +443,58 @@ mod tests {
     #[test]
     fn schemas_follow_the_json_mapping() {
         let s = &DOCUMENT["components"]["schemas"];
-        assert_eq!(s["ResponseHeader"]["properties"]["revision"]["type"], "string", "uint64 as a string");
-        assert_eq!(s["ResponseHeader"]["properties"]["asOf"]["format"], "date-time");
-        assert_eq!(s["Decision"]["properties"]["reason"]["$ref"], "#/components/schemas/DecisionReason");
+        // A field that may be null is `anyOf: [its schema, null]`.
+        let field = |m: &str, f: &str| {
+            let p = &s[m]["properties"][f];
+            if p["anyOf"][1]["type"] == "null" { p["anyOf"][0].clone() } else { p.clone() }
+        };
+        assert_eq!(field("ResponseHeader", "revision")["anyOf"][0]["type"], "string", "uint64 as a string");
+        assert_eq!(field("ResponseHeader", "asOf")["format"], "date-time");
+        assert_eq!(field("Decision", "reason")["$ref"], "#/components/schemas/DecisionReason");
         assert!(s["DecisionReason"]["enum"].as_array().unwrap().iter().any(|v| v == "DECISION_REASON_REMOVED"));
-        assert_eq!(s["BatchCheckRequest"]["properties"]["items"]["type"], "array");
-        assert_eq!(s["List"]["properties"]["memberCount"]["type"], "integer");
+        assert_eq!(field("BatchCheckRequest", "items")["type"], "array");
+        assert_eq!(field("List", "memberCount")["type"], "integer");
+        assert_eq!(field("List", "memberCount")["readOnly"], true, "answered, not read");
+    }
+
+    #[test]
+    fn schemas_state_the_rules_the_server_enforces() {
+        let s = &DOCUMENT["components"]["schemas"];
+        assert!(!s["EntryAction"]["enum"].as_array().unwrap().iter().any(|v| v == "ENTRY_ACTION_UNSPECIFIED"));
+        assert_eq!(s["ReadPoint"]["not"]["anyOf"][0]["required"], json!(["atRevision", "minRevision"]));
+        assert_eq!(s["WriteOptions"]["required"], json!(["reason"]));
+        assert_eq!(s["CheckItem"]["required"], json!(["listId", "country"]));
+        assert_eq!(s["BatchCheckRequest"]["properties"]["items"]["maxItems"], Limits::default().max_batch);
+        assert_eq!(s["EntryChange"]["then"]["properties"]["conditions"]["maxLength"], 0, "a removal has no conditions");
+        let check = &DOCUMENT["paths"]["/v1/lists/{list_id}/check/{country}"]["get"]["parameters"];
+        let at = check.as_array().unwrap().iter().find(|p| p["name"] == "at_revision").unwrap();
+        assert_eq!(at["description"], "Excludes min_revision.");
+        let batch = &DOCUMENT["paths"]["/v1/check:batch"]["post"]["parameters"];
+        assert!(!batch.as_array().unwrap().iter().any(|p| p["name"] == "If-Match"), "a read takes no If-Match");
+    }
+
+    /// The country pattern accepts exactly what the server parses: every
+    /// code in any case, and nothing else among two- and three-character
+    /// strings of letters and digits.
+    #[test]
+    fn the_country_pattern_is_the_parser() {
+        let pattern = format!("^{}$", *COUNTRY);
+        let codes: std::collections::HashSet<String> = eligibility::Country::accepted_codes().into_iter().collect();
+        // The pattern is alternatives of per-letter classes: expand it the
+        // other way round and compare with the parser.
+        let alternatives: Vec<&str> = pattern.trim_start_matches("^(?:").trim_end_matches(")$").split('|').collect();
+        assert_eq!(alternatives.len(), codes.len());
+        for alt in alternatives {
+            let upper: String = alt
+                .split(['[', ']'])
+                .filter(|p| !p.is_empty())
+                .map(|p| if p.bytes().all(|b| b.is_ascii_digit()) { p.to_owned() } else { p[..1].to_ascii_uppercase() })
+                .collect();
+            assert!(codes.contains(&upper), "{alt} is not an accepted code");
+            assert!(eligibility::Country::parse(&upper.to_ascii_lowercase()).is_ok(), "{upper} in lower case");
+        }
+        for bad in ["QQ", "AAA", "000", "0", "XKK"] {
+            assert!(eligibility::Country::parse(bad).is_err() && !codes.contains(bad), "{bad}");
+        }
     }
 }

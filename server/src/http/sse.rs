@@ -35,7 +35,7 @@ pub async fn watch(State(h): State<Http>, req: Request) -> Answer {
     q.only(&KEYS)?;
     let last_event_id = match parts.headers.get("last-event-id").map(|v| v.to_str()) {
         None => None,
-        Some(Ok(v)) => Some(v.trim().parse::<u64>().map_err(|_| {
+        Some(Ok(v)) => Some(super::writes::digits_revision(v.trim()).ok_or_else(|| {
             Error::invalid("Last-Event-ID", format!("{v:?} is not a revision (an id this stream sent)"))
         })?),
         Some(Err(_)) => return Err(Error::invalid("Last-Event-ID", "not text").into()),

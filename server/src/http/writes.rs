@@ -30,15 +30,10 @@ fn options(parts: &http::request::Parts, options: Option<pb::WriteOptions>) -> R
         }
         o.request_id = key.to_owned();
     }
-    if let Some(tag) = parts.headers.get(header::IF_MATCH) {
+    // An empty If-Match states no precondition (as an absent one).
+    if let Some(tag) = parts.headers.get(header::IF_MATCH).filter(|t| !t.as_bytes().trim_ascii().is_empty()) {
         let tag = tag.to_str().map_err(|_| invalid("If-Match", "not text"))?;
-        let revision = tag
-            .trim()
-            .trim_start_matches("W/")
-            .trim_matches('"')
-            .rsplit(':')
-            .next()
-            .and_then(|r| r.parse::<u64>().ok())
+        let revision = entity_tag_revision(tag)
             .ok_or_else(|| invalid("If-Match", &format!("{tag:?} is not \"<revision>\" or an ETag of this API")))?;
         if o.expected_revision.is_some_and(|e| e != revision) {
             return Err(invalid("If-Match", "differs from options.expectedRevision in the body"));
@@ -46,6 +41,28 @@ fn options(parts: &http::request::Parts, options: Option<pb::WriteOptions>) -> R
         o.expected_revision = Some(revision);
     }
     Ok(o)
+}
+
+/// The revision of an entity tag as the OpenAPI document states it:
+/// `"<revision>"` or an ETag of a read (`"<store_id>:<revision>"`),
+/// optionally weak (`W/`); the revision at most 19 digits.
+fn entity_tag_revision(tag: &str) -> Option<u64> {
+    let tag = tag.trim();
+    let quoted = tag.strip_prefix("W/").unwrap_or(tag);
+    let inner = quoted.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('"') {
+        return None;
+    }
+    let digits = inner.rsplit_once(':').map_or(inner, |(_, r)| r);
+    digits_revision(digits)
+}
+
+/// 1 to 19 ASCII digits (no sign, no space).
+pub(super) fn digits_revision(digits: &str) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// The list id of the path into the body (which may repeat it, not

@@ -96,6 +96,7 @@ pub fn history_token(token: &str) -> Result<Revision> {
     }
     token
         .strip_prefix(HISTORY_TOKEN)
+        .filter(|r| !r.is_empty() && r.len() <= 19 && r.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|r| r.parse().ok())
         .map(Revision)
         .ok_or_else(|| Error::invalid("page_token", format!("{token:?} is not a page token from History")))

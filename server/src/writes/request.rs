@@ -14,9 +14,16 @@ use crate::{
     model::{Change, EntryAction, ListMeta, fingerprint},
 };
 
+/// A text's length in characters (Unicode scalar values: what JSON
+/// Schema's `maxLength` counts, so the OpenAPI document states the limit
+/// exactly; at most 4 bytes each).
 fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
+    // Bytes bound characters from above: most texts need no count.
     if value.len() > max {
-        return Err(Error::invalid(field, format!("{} bytes is longer than the maximum {max}", value.len())));
+        let chars = value.chars().count();
+        if chars > max {
+            return Err(Error::invalid(field, format!("{chars} characters is longer than the maximum {max}")));
+        }
     }
     Ok(())
 }
