@@ -165,7 +165,7 @@ async fn rejected_writes_change_nothing() {
             apply(vec![entry("cyber", "FR", Add)], opts(&"r".repeat(4097))),
             Code::InvalidArgument,
             "options.reason",
-            "4097 bytes",
+            "4097 characters",
         ),
         (apply(vec![], opts("x")), Code::InvalidArgument, "changes", "at least one"),
         (apply(vec![entry("cyber", "ZZ", Add)], opts("x")), Code::InvalidArgument, "changes[0].country", "\"ZZ\""),
@@ -241,7 +241,7 @@ async fn rejected_writes_change_nothing() {
         })
         .await
         .unwrap_err();
-    assert_invalid(&s, "title", "300 bytes");
+    assert_invalid(&s, "title", "300 characters");
     assert_eq!(server.registry.snapshot().revision(), head);
     // The store agrees: nothing was appended.
     assert_eq!(server.registry.store().head().await.unwrap(), head);
