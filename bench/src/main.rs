@@ -14,6 +14,7 @@ use std::{
 
 mod history;
 mod paced;
+mod raw_sse;
 mod raw_watch;
 mod unary;
 
@@ -168,6 +169,16 @@ enum Cmd {
         /// count is the fan-out's alone (`bench/callgrind/fanout.sh`).
         #[arg(long)]
         callgrind: bool,
+        /// Also the same fan-out to server-sent-event readers of
+        /// `GET /v1/watch`, each on its own HTTP/1.1 connection, and the
+        /// ratio of the server's CPU per reader to the gRPC Watch's in the
+        /// same run. The server is started with `--max-connections` and
+        /// `--max-connections-per-address` raised to the reader count: by
+        /// default (1 000 per address) the 1 001st reader from one address
+        /// is refused. Needs a descriptor limit (`ulimit -n`) above the
+        /// reader count in this process and the server's.
+        #[arg(long)]
+        sse: bool,
     },
     /// A history of many changesets, built through the store, then the
     /// server restarted on it: time to the first answer, RSS against the
@@ -363,20 +374,59 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usize, ceiling: bool, callgrind: bool) {
-    let server = ServerProcess::start(bin).await;
+/// How the fan-out's readers follow the changes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Readers {
+    /// gRPC Watch streams, spread over a few HTTP/2 connections.
+    Grpc,
+    /// `GET /v1/watch` server-sent events, one HTTP/1.1 connection each.
+    SseHttp1,
+}
+
+/// One fan-out run; returns the server's CPU per change, seconds.
+async fn fanout(
+    bin: &PathBuf,
+    watchers: usize,
+    repeats: usize,
+    connections: usize,
+    ceiling: bool,
+    callgrind: bool,
+    readers: Readers,
+) -> f64 {
+    let limit = (watchers + 100).to_string();
+    let server = match readers {
+        Readers::Grpc => ServerProcess::start(bin).await,
+        Readers::SseHttp1 => {
+            ServerProcess::start_with(bin, &["--max-connections", &limit, "--max-connections-per-address", &limit])
+                .await
+        }
+    };
     let admin = Client::connect(server.url.clone()).await.unwrap();
     let list = create_bench_list(&admin).await;
     let rss_before = server.rss_kib();
-    // The watchers' client side is raw HTTP/2 (`raw_watch`): a tonic
-    // client costs about what the server does per event, and on this
-    // machine would share the limit being measured.
+    // The watchers' client side is raw HTTP/2 (`raw_watch`) or raw
+    // HTTP/1.1 (`raw_sse`): a tonic client costs about what the server
+    // does per event, and on this machine would share the limit being
+    // measured.
     let arrivals = Arc::new(Arrivals::default());
     let addr: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
-    for c in 0..connections {
-        let streams = watchers / connections + usize::from(c < watchers % connections);
-        raw_watch::open(addr, streams, watchers, arrivals.clone()).await;
-    }
+    let connections = match readers {
+        Readers::Grpc => {
+            for c in 0..connections {
+                let streams = watchers / connections + usize::from(c < watchers % connections);
+                raw_watch::open(addr, streams, watchers, arrivals.clone()).await;
+            }
+            connections
+        }
+        Readers::SseHttp1 => {
+            raw_sse::open(addr, list.as_str(), watchers, watchers, arrivals.clone()).await;
+            watchers
+        }
+    };
+    let kind = match readers {
+        Readers::Grpc => "gRPC Watch",
+        Readers::SseHttp1 => "SSE over HTTP/1.1",
+    };
     // Let the server settle its per-watcher tasks before reading memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_watching = server.rss_kib();
@@ -405,13 +455,14 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     }
     let (server_cpu, bench_cpu) = (server.cpu_secs() - server_cpu0, cpu_secs("/proc/self/stat") - bench_cpu0);
     println!(
-        "fanout: CPU per change: server {:.1} ms, load generator (the {watchers} watchers' client side) {:.1} ms; server write system calls per change {:.0}",
+        "fanout ({kind}): CPU per change: server {:.1} ms ({:.2} us per reader), load generator (the {watchers} watchers' client side) {:.1} ms; server write system calls per change {:.0}",
         server_cpu * 1e3 / repeats as f64,
+        server_cpu * 1e6 / repeats as f64 / watchers as f64,
         bench_cpu * 1e3 / repeats as f64,
         (server.write_syscalls() - writes0) as f64 / repeats as f64
     );
     println!(
-        "fanout: {watchers} watchers over {connections} connections, {repeats} changes: last delivery after write start {}; server RSS {} MiB before watchers, {} MiB with them ({:.1} KiB per watcher), {} MiB after the changes",
+        "fanout ({kind}): {watchers} watchers over {connections} connections, {repeats} changes: last delivery after write start {}; server RSS {} MiB before watchers, {} MiB with them ({:.1} KiB per watcher), {} MiB after the changes",
         deliveries.summary("write ack"),
         rss_before / 1024,
         rss_watching / 1024,
@@ -420,8 +471,9 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
     );
     drop(admin);
     drop(server);
-    if !ceiling {
-        return;
+    let per_change = server_cpu / repeats as f64;
+    if !ceiling || readers != Readers::Grpc {
+        return per_change;
     }
     let ceiling = fanout_ceiling(watchers, repeats, connections).await;
     let ratio = |p| deliveries.after_ack(p).as_secs_f64() / ceiling.after_ack(p).as_secs_f64();
@@ -430,6 +482,7 @@ async fn fanout(bin: &PathBuf, watchers: usize, repeats: usize, connections: usi
         ratio(0.5),
         ratio(0.99),
     );
+    per_change
 }
 
 /// The transport's own fan-out, as a baseline: a bare tonic server (this
@@ -1061,7 +1114,7 @@ async fn run(cli: Cli) {
         Cmd::All { pg_admin_url } => {
             rpc(&bin, &[16, 64, 256], Duration::from_secs(3), 4, 5).await;
             for n in [1000, 10_000] {
-                fanout(&bin, n, 20, 4, true, false).await;
+                fanout(&bin, n, 20, 4, true, false, Readers::Grpc).await;
             }
             // Fan-out again with the server and the load generator on
             // separate CPUs (this process's own threads cannot move once
@@ -1128,9 +1181,17 @@ async fn run(cli: Cli) {
         Cmd::History { changesets, changes, reason_len, keep } => {
             history::history(&bin, changesets, changes, reason_len, keep.as_deref()).await
         }
-        Cmd::Fanout { watchers, repeats, connections, no_ceiling, callgrind } => {
+        Cmd::Fanout { watchers, repeats, connections, no_ceiling, callgrind, sse } => {
             for n in watchers {
-                fanout(&bin, n, repeats, connections, !no_ceiling && !callgrind, callgrind).await;
+                let grpc =
+                    fanout(&bin, n, repeats, connections, !no_ceiling && !callgrind, callgrind, Readers::Grpc).await;
+                if sse {
+                    let sse = fanout(&bin, n, repeats, connections, false, false, Readers::SseHttp1).await;
+                    println!(
+                        "fanout: {n} readers, server CPU per reader, SSE over HTTP/1.1 to gRPC Watch in the same run: {:.2}x",
+                        sse / grpc
+                    );
+                }
             }
         }
     }

@@ -15,9 +15,10 @@ port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>
 "$server" --demo --listen "127.0.0.1:$port" --data-dir "$data/store" --log-level warn &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data"' EXIT
-# Wait (bounded) until the port accepts connections.
+# Wait (bounded) until the server answers a read: the port is bound while
+# the registry still loads, and every call then answers UNAVAILABLE.
 for _ in $(seq 1 100); do
-  if node -e "require('net').connect($port,'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))"; then break; fi
+  if node -e "fetch('http://127.0.0.1:$port/v1/lists').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; then break; fi
   sleep 0.1
 done
 node "$here/check.mjs" "http://127.0.0.1:$port" "$data/eligibility.binpb"

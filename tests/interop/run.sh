@@ -15,9 +15,10 @@ port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.
 "$root/target/debug/eligibility-server" --demo --listen "127.0.0.1:$port" --data-dir "$data" --log-level warn &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data"' EXIT
-# Wait (bounded) until the port accepts connections.
+# Wait (bounded) until the server answers a read: the port is bound while
+# the registry still loads, and every call then answers UNAVAILABLE.
 for _ in $(seq 1 100); do
-  if "$venv/bin/python" -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then break; fi
+  if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v1/lists', timeout=1)" 2>/dev/null; then break; fi
   sleep 0.1
 done
 "$venv/bin/python" "$root/tests/interop/scenario_2021.py" "127.0.0.1:$port" | tail -n 3

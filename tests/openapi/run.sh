@@ -22,8 +22,10 @@ port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.
   --max-wait-ms 20 --progress-interval-ms 200 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data"' EXIT
+# Ready when it answers a read: the port is bound while the registry
+# still loads, and every request then answers 503.
 for _ in $(seq 1 100); do
-  if "$venv/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then break; fi
+  if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v1/lists', timeout=1)" 2>/dev/null; then break; fi
   sleep 0.1
 done
 url="http://127.0.0.1:$port/v1/openapi.json"

@@ -192,12 +192,14 @@ await step("the live stream reconnects by itself after a server restart and miss
   const url = `http://127.0.0.1:${port}`;
   const start = async () => {
     const child = spawn(env("SERVER"), ["--demo", "--listen", `127.0.0.1:${port}`, "--data-dir", env("RESTART_DATA"), "--log-level", "warn"], { stdio: "inherit" });
+    // Ready when it answers a read: the port is bound while the registry
+    // still loads (reads and writes then answer UNAVAILABLE).
     for (let i = 0; i < 200; i++) {
-      const up = await new Promise((res) => net.connect(port, "127.0.0.1").on("connect", function () { this.destroy(); res(true); }).on("error", () => res(false)));
-      if (up) return child;
+      const ready = await fetch(`${url}/v1/lists`).then((r) => r.ok, () => false);
+      if (ready) return child;
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new Error("the server did not start");
+    throw new Error("the server did not become ready");
   };
   let server = await start();
   const p = await newPage();
