@@ -39,8 +39,13 @@ impl Country {
 
     /// The upper-case alpha-2 code.
     pub fn alpha2(&self) -> &str {
-        // Both bytes are ASCII upper-case letters by construction.
-        std::str::from_utf8(&self.0).expect("alpha-2 codes are ASCII")
+        debug_assert!(self.0.iter().all(u8::is_ascii_uppercase));
+        // SAFETY: both bytes are ASCII upper-case letters: a `Country` is
+        // made only by `parse` (serde included, through `try_from`) and the
+        // lookup table, from upper-cased ASCII letters; ASCII is UTF-8.
+        // (Unchecked: the encoders ask for it once per decision, and the
+        // UTF-8 check cost a BatchCheck 4 % of its instructions.)
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 
     /// The English short name, e.g. "Mexico".

@@ -32,6 +32,13 @@ elif kind == "http-check":
         if resp.status != 200:
             sys.exit(f"GET {path}: {resp.status} {body[:200]!r}")
     reqs = ["/v1/lists/cyber/check/MX"]
+elif kind == "batch":
+    # BatchCheck of 100 items: the cyber list and 100 countries (members,
+    # removed and never listed).
+    call = ch.unary_unary('/eligibility.v1.EligibilityService/BatchCheck', request_serializer=ident, response_deserializer=ident)
+    codes = [b'FR', b'MX', b'CN', b'DE', b'US', b'JP', b'AE', b'IN', b'BR', b'GB']
+    codes = [codes[i % 10] for i in range(100)]
+    reqs = [b''.join(b'\x0a\x0b\x0a\x05cyber\x12\x02' + c for c in codes)]
 else:
     call = ch.unary_unary('/eligibility.v1.EligibilityService/Check', request_serializer=ident, response_deserializer=ident)
     # "check": FR, MX and CN in turn; "check-cn": never listed (the

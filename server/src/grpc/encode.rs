@@ -6,11 +6,13 @@
 //! `BatchCheckResponse` (fields in tag order, defaults left out); a test
 //! compares the two for every country of the demo list.
 
+use std::ops::Range;
+
 use bytes::{BufMut, Bytes};
 use eligibility::proto::v1 as pb;
 use prost::{
     Message,
-    encoding::{WireType, encode_key, encode_varint, encoded_len_varint},
+    encoding::{WireType, encoded_len_varint},
 };
 
 use crate::snapshot::DecisionRef;
@@ -50,6 +52,23 @@ use eligibility::GRPC_PREFIX;
 /// Length of a length-delimited field `tag` carrying `len` bytes.
 fn delimited_len(tag: u32, len: usize) -> usize {
     prost::encoding::key_len(tag) + encoded_len_varint(len as u64) + len
+}
+
+/// A varint, its one-byte form inline (every key and almost every length
+/// and value here: prost's `encode_varint` is a call and a loop per byte).
+#[inline]
+fn encode_varint(v: u64, buf: &mut impl BufMut) {
+    if v < 0x80 {
+        buf.put_u8(v as u8);
+    } else {
+        prost::encoding::encode_varint(v, buf);
+    }
+}
+
+/// A field's key.
+#[inline]
+fn encode_key(tag: u32, wire_type: WireType, buf: &mut impl BufMut) {
+    encode_varint(u64::from(tag << 3 | wire_type as u32), buf);
 }
 
 fn put_delimited(tag: u32, bytes: &[u8], buf: &mut impl BufMut) {
@@ -153,8 +172,9 @@ pub fn batch_check_frame(header: &pb::ResponseHeader, decisions: &[DecisionRef<'
 /// strings' UTF-8 is checked where they are used.
 #[derive(Debug, Default)]
 pub(crate) struct BatchItems {
-    /// (list_id, country) of each item, in order.
-    pub items: Vec<(Bytes, Bytes)>,
+    /// Each item's bytes (one slice of the request, not a copy) with its
+    /// list id's and country's places in them.
+    items: Vec<(Bytes, Range<usize>, Range<usize>)>,
     /// The read point.
     pub point: Option<pb::ReadPoint>,
 }
@@ -163,11 +183,52 @@ impl BatchItems {
     fn item_len(list: &[u8], country: &[u8]) -> usize {
         bytes_len(ITEM_LIST_ID, list) + bytes_len(ITEM_COUNTRY, country)
     }
+
+    /// The number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// (list_id, country) of each item, in order, as the request's bytes.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
+        self.items.iter().map(|(b, l, c)| (&b[l.clone()], &b[c.clone()]))
+    }
+
+    /// An item's fields, read in place: one pass over its bytes, no
+    /// allocation or reference count per field (a batch has up to
+    /// `max_batch` items). The last of a repeated field wins, as prost
+    /// merges it; unknown fields are skipped.
+    fn read_item(
+        item: Bytes,
+        ctx: &prost::encoding::DecodeContext,
+    ) -> Result<(Bytes, Range<usize>, Range<usize>), prost::DecodeError> {
+        use prost::encoding::{decode_key, decode_varint, skip_field};
+        let (mut list, mut country) = (0..0, 0..0);
+        let mut rest: &[u8] = &item;
+        while !rest.is_empty() {
+            let (tag, wire_type) = decode_key(&mut rest)?;
+            let ours = (tag == ITEM_LIST_ID || tag == ITEM_COUNTRY) && wire_type == WireType::LengthDelimited;
+            let mut value = rest;
+            let len = if ours { decode_varint(&mut value)? } else { u64::MAX };
+            match len {
+                len if len <= value.len() as u64 => {
+                    let start = item.len() - value.len();
+                    let field = start..start + len as usize;
+                    rest = &value[len as usize..];
+                    if tag == ITEM_LIST_ID { list = field } else { country = field }
+                }
+                // Another field, or one longer than what is left (prost's
+                // own error says so).
+                _ => skip_field(wire_type, tag, &mut rest, ctx.clone())?,
+            }
+        }
+        Ok((item, list, country))
+    }
 }
 
 impl Message for BatchItems {
     fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
-        for (list, country) in &self.items {
+        for (list, country) in self.iter() {
             encode_key(REQUEST_ITEMS, WireType::LengthDelimited, buf);
             encode_varint(Self::item_len(list, country) as u64, buf);
             put_bytes(ITEM_LIST_ID, list, buf);
@@ -185,22 +246,13 @@ impl Message for BatchItems {
         buf: &mut impl bytes::Buf,
         ctx: prost::encoding::DecodeContext,
     ) -> Result<(), prost::DecodeError> {
-        use prost::encoding::{bytes as pbytes, decode_key, skip_field};
+        use prost::encoding::skip_field;
         match tag {
             REQUEST_ITEMS => {
                 // The item's bytes, sliced (not copied) from the request.
                 let mut item = Bytes::new();
-                pbytes::merge(wire_type, &mut item, buf, ctx.clone())?;
-                let (mut list, mut country) = (Bytes::new(), Bytes::new());
-                while bytes::Buf::has_remaining(&item) {
-                    let (tag, wire_type) = decode_key(&mut item)?;
-                    match tag {
-                        ITEM_LIST_ID => pbytes::merge(wire_type, &mut list, &mut item, ctx.clone())?,
-                        ITEM_COUNTRY => pbytes::merge(wire_type, &mut country, &mut item, ctx.clone())?,
-                        _ => skip_field(wire_type, tag, &mut item, ctx.clone())?,
-                    }
-                }
-                self.items.push((list, country));
+                prost::encoding::bytes::merge(wire_type, &mut item, buf, ctx.clone())?;
+                self.items.push(Self::read_item(item, &ctx)?);
                 Ok(())
             }
             REQUEST_POINT => {
@@ -211,7 +263,7 @@ impl Message for BatchItems {
     }
 
     fn encoded_len(&self) -> usize {
-        let items: usize = self.items.iter().map(|(l, c)| delimited_len(REQUEST_ITEMS, Self::item_len(l, c))).sum();
+        let items: usize = self.iter().map(|(l, c)| delimited_len(REQUEST_ITEMS, Self::item_len(l, c))).sum();
         items + self.point.as_ref().map_or(0, |p| prost::encoding::message::encoded_len(REQUEST_POINT, p))
     }
 
@@ -252,5 +304,50 @@ mod tests {
         assert_eq!(number("BatchCheckRequest", "point"), REQUEST_POINT);
         assert_eq!(number("CheckItem", "list_id"), ITEM_LIST_ID);
         assert_eq!(number("CheckItem", "country"), ITEM_COUNTRY);
+    }
+
+    /// Items read in place agree with the generated decoder on every shape
+    /// a client may send: one-byte and longer lengths, unknown fields of
+    /// each wire type inside an item, a repeated field (the last wins),
+    /// and a truncated item is an error for both.
+    #[test]
+    fn items_read_in_place_are_the_generated_decoders() {
+        let item = |fields: &[u8]| {
+            let mut b = vec![0x0a, fields.len() as u8];
+            b.extend_from_slice(fields);
+            b
+        };
+        let long = "a".repeat(200);
+        let mut long_item = vec![0x0a, 200, 1];
+        long_item.extend_from_slice(long.as_bytes());
+        long_item.extend_from_slice(&[0x12, 2, b'M', b'X']);
+        let mut long_request = vec![0x0a];
+        prost::encoding::encode_varint(long_item.len() as u64, &mut long_request);
+        long_request.extend_from_slice(&long_item);
+        let cases: Vec<Vec<u8>> = vec![
+            item(b"\x0a\x05cyber\x12\x02MX"),
+            item(b"\x12\x02MX\x0a\x05cyber"),
+            // unknown varint, fixed64, fixed32 and bytes fields between.
+            item(
+                b"\x18\x96\x01\x0a\x05cyber\x21\x01\x02\x03\x04\x05\x06\x07\x08\x2d\x01\x02\x03\x04\x32\x01z\x12\x02MX",
+            ),
+            item(b"\x0a\x01a\x0a\x05cyber\x12\x02FR\x12\x02MX"),
+            item(b""),
+            long_request,
+        ];
+        for bytes in cases {
+            let ours = BatchItems::decode(bytes.as_slice()).unwrap();
+            let theirs = pb::BatchCheckRequest::decode(bytes.as_slice()).unwrap();
+            let ours: Vec<(String, String)> = ours
+                .iter()
+                .map(|(l, c)| (String::from_utf8(l.to_vec()).unwrap(), String::from_utf8(c.to_vec()).unwrap()))
+                .collect();
+            let theirs: Vec<(String, String)> = theirs.items.into_iter().map(|i| (i.list_id, i.country)).collect();
+            assert_eq!(ours, theirs, "{bytes:?}");
+        }
+        for truncated in [item(b"\x0a\x0ccyber\x12\x02MX"), item(b"\x0a"), item(b"\x21\x01\x02")] {
+            assert!(BatchItems::decode(truncated.as_slice()).is_err(), "{truncated:?}");
+            assert!(pb::BatchCheckRequest::decode(truncated.as_slice()).is_err(), "{truncated:?}");
+        }
     }
 }

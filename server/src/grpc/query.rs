@@ -42,11 +42,17 @@ impl EligibilityService {
         req: &'a Request<super::encode::BatchItems>,
     ) -> Result<bytes::Bytes, Status> {
         let r = req.get_ref();
-        let utf8 = |i: usize, field: &str, b: &'a bytes::Bytes| {
+        let utf8 = |i: usize, field: &str, b: &'a [u8]| {
+            // Ids and codes are ASCII: checked so with one pass, and only
+            // other text goes through the full UTF-8 check.
+            if b.is_ascii() {
+                // SAFETY: ASCII is valid UTF-8.
+                return Ok(unsafe { std::str::from_utf8_unchecked(b) });
+            }
             std::str::from_utf8(b).map_err(|_| cv::invalid(&format!("items[{i}].{field}"), "not UTF-8"))
         };
-        let mut items = Vec::with_capacity(r.items.len());
-        for (i, (l, c)) in r.items.iter().enumerate() {
+        let mut items = Vec::with_capacity(r.len());
+        for (i, (l, c)) in r.iter().enumerate() {
             items.push((utf8(i, "list_id", l)?, utf8(i, "country", c)?));
         }
         let point = point(r.point.as_ref())?;
