@@ -1183,6 +1183,11 @@ async fn run(cli: Cli) {
         }
         Cmd::Fanout { watchers, repeats, connections, no_ceiling, callgrind, sse } => {
             for n in watchers {
+                if sse && callgrind {
+                    // The SSE fan-out alone, counted.
+                    fanout(&bin, n, repeats, connections, false, true, Readers::SseHttp1).await;
+                    continue;
+                }
                 let grpc =
                     fanout(&bin, n, repeats, connections, !no_ceiling && !callgrind, callgrind, Readers::Grpc).await;
                 if sse {

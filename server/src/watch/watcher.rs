@@ -197,7 +197,7 @@ impl Watcher {
     /// Progress is then owed).
     fn emit(&mut self, snap: &Snapshot, item: &Arc<Published>) -> Option<Event> {
         let cs = &item.changeset;
-        // Unfiltered watchers share the feed's item (and its encoding).
+        // Watchers that see it whole share the feed's item (and its encoding).
         let presented = if self.filter.passes_whole(cs) {
             Some(item.clone())
         } else {
