@@ -170,9 +170,10 @@ enum Cmd {
         #[arg(long)]
         callgrind: bool,
         /// Also the same fan-out to server-sent-event readers of
-        /// `GET /v1/watch`, each on its own HTTP/1.1 connection, and the
-        /// ratio of the server's CPU per reader to the gRPC Watch's in the
-        /// same run. The server is started with `--max-connections` and
+        /// `GET /v1/watch` of the changed list: as HTTP/2 streams over
+        /// `--connections` connections, then each on its own HTTP/1.1
+        /// connection; and the ratio of the server's CPU per reader to the
+        /// gRPC Watch's in the same run. The server is started with `--max-connections` and
         /// `--max-connections-per-address` raised to the reader count: by
         /// default (1 000 per address) the 1 001st reader from one address
         /// is refused. Needs a descriptor limit (`ulimit -n`) above the
@@ -381,6 +382,9 @@ enum Readers {
     Grpc,
     /// `GET /v1/watch` server-sent events, one HTTP/1.1 connection each.
     SseHttp1,
+    /// The same events as HTTP/2 streams, spread over a few connections
+    /// as the gRPC streams are.
+    SseHttp2,
 }
 
 /// One fan-out run; returns the server's CPU per change, seconds.
@@ -400,6 +404,7 @@ async fn fanout(
             ServerProcess::start_with(bin, &["--max-connections", &limit, "--max-connections-per-address", &limit])
                 .await
         }
+        Readers::SseHttp2 => ServerProcess::start(bin).await,
     };
     let admin = Client::connect(server.url.clone()).await.unwrap();
     let list = create_bench_list(&admin).await;
@@ -422,10 +427,20 @@ async fn fanout(
             raw_sse::open(addr, list.as_str(), watchers, watchers, arrivals.clone()).await;
             watchers
         }
+        Readers::SseHttp2 => {
+            let path = format!("/v1/watch?list_id={list}");
+            for c in 0..connections {
+                let streams = watchers / connections + usize::from(c < watchers % connections);
+                raw_watch::open_streams(addr, raw_watch::Streams::Sse(&path), streams, watchers, arrivals.clone())
+                    .await;
+            }
+            connections
+        }
     };
     let kind = match readers {
         Readers::Grpc => "gRPC Watch",
         Readers::SseHttp1 => "SSE over HTTP/1.1",
+        Readers::SseHttp2 => "SSE over HTTP/2",
     };
     // Let the server settle its per-watcher tasks before reading memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1191,11 +1206,13 @@ async fn run(cli: Cli) {
                 let grpc =
                     fanout(&bin, n, repeats, connections, !no_ceiling && !callgrind, callgrind, Readers::Grpc).await;
                 if sse {
-                    let sse = fanout(&bin, n, repeats, connections, false, false, Readers::SseHttp1).await;
-                    println!(
-                        "fanout: {n} readers, server CPU per reader, SSE over HTTP/1.1 to gRPC Watch in the same run: {:.2}x",
-                        sse / grpc
-                    );
+                    for (readers, kind) in [(Readers::SseHttp2, "HTTP/2"), (Readers::SseHttp1, "HTTP/1.1")] {
+                        let sse = fanout(&bin, n, repeats, connections, false, false, readers).await;
+                        println!(
+                            "fanout: {n} readers, server CPU per reader, SSE over {kind} to gRPC Watch in the same run: {:.2}x",
+                            sse / grpc
+                        );
+                    }
                 }
             }
         }

@@ -146,27 +146,70 @@ pub fn request_headers(addr: SocketAddr, path: &str) -> Vec<u8> {
     block
 }
 
+/// What the streams of a connection are.
+#[derive(Clone, Copy, Debug)]
+pub enum Streams<'a> {
+    /// gRPC Watch calls (starting now).
+    Grpc,
+    /// `GET` requests of server-sent events at this path (`/v1/watch?...`).
+    Sse(&'a str),
+}
+
 /// Opens `streams` Watch streams (starting now) on one connection and
 /// returns once the server answered every one with its response headers
 /// (the watcher is subscribed by then); a task then reads the connection
 /// and reports arrivals until it closes. `expected` is the run's total of
 /// watchers, over all connections.
 pub async fn open(addr: SocketAddr, streams: usize, expected: usize, arrivals: Arc<Arrivals>) {
+    open_streams(addr, Streams::Grpc, streams, expected, arrivals).await
+}
+
+/// [`open`], for either kind of stream.
+pub async fn open_streams(
+    addr: SocketAddr,
+    kind: Streams<'_>,
+    streams: usize,
+    expected: usize,
+    arrivals: Arc<Arrivals>,
+) {
     let mut sock = TcpStream::connect(addr).await.expect("connect");
     sock.set_nodelay(true).unwrap();
     let mut out = connection_preface();
-    let block = request_headers(addr, "/eligibility.v1.EligibilityService/Watch");
-    // WatchRequest { start: WatchStart { now: true } }, gRPC-framed.
-    let request: &[u8] = &[0, 0, 0, 0, 4, 0x0a, 2, 0x10, 1];
-    for i in 0..streams {
-        let id = 1 + 2 * i as u32;
-        frame(&mut out, HEADERS, END_HEADERS, id, &block);
-        frame(&mut out, DATA, END_STREAM, id, request);
+    match kind {
+        Streams::Grpc => {
+            let block = request_headers(addr, "/eligibility.v1.EligibilityService/Watch");
+            // WatchRequest { start: WatchStart { now: true } }, gRPC-framed.
+            let request: &[u8] = &[0, 0, 0, 0, 4, 0x0a, 2, 0x10, 1];
+            for i in 0..streams {
+                let id = 1 + 2 * i as u32;
+                frame(&mut out, HEADERS, END_HEADERS, id, &block);
+                frame(&mut out, DATA, END_STREAM, id, request);
+            }
+        }
+        Streams::Sse(path) => {
+            let mut block = Vec::new();
+            literal(&mut block, ":method", "GET");
+            literal(&mut block, ":scheme", "http");
+            literal(&mut block, ":path", path);
+            literal(&mut block, ":authority", &addr.to_string());
+            literal(&mut block, "accept", "text/event-stream");
+            for i in 0..streams {
+                frame(&mut out, HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i as u32, &block);
+            }
+        }
     }
     sock.write_all(&out).await.expect("write the requests");
     let mut reader = Reader { sock, buf: Vec::with_capacity(1 << 20), start: 0, unread: 0 };
-    let mut conn =
-        Connection { streams, expected, arrivals, answered: 0, counts: HashMap::new(), partial: HashMap::new() };
+    let mut conn = Connection {
+        streams,
+        expected,
+        arrivals,
+        answered: 0,
+        counts: HashMap::new(),
+        partial: HashMap::new(),
+        sse: matches!(kind, Streams::Sse(_)),
+        last: HashMap::new(),
+    };
     // Until every stream is answered, then on a task of its own.
     while conn.answered < streams {
         reader.next_frame(&mut conn).await;
@@ -242,12 +285,55 @@ struct Connection {
     answered: usize,
     /// Per revision, how many of this connection's streams have it.
     counts: HashMap<u64, usize>,
-    /// A stream's unfinished gRPC message (only if a frame split one).
+    /// A stream's unfinished gRPC message or event line (only if a frame
+    /// split one).
     partial: HashMap<u32, Vec<u8>>,
+    /// Server-sent events instead of gRPC messages.
+    sse: bool,
+    /// Per SSE stream, the last revision counted (a heartbeat repeats it).
+    last: HashMap<u32, u64>,
 }
 
 impl Connection {
+    /// Counts a stream's arrival of `revision`; the connection reports
+    /// once all its streams have it.
+    fn count(&mut self, revision: u64) {
+        let n = self.counts.entry(revision).or_default();
+        *n += 1;
+        if *n == self.streams {
+            self.counts.remove(&revision);
+            self.arrivals.arrived(revision, self.streams, self.expected);
+        }
+    }
+
+    /// An SSE stream's bytes: each complete `id: <revision>` line counts
+    /// (once per revision and stream).
+    fn sse_data(&mut self, stream: u32, payload: &[u8]) {
+        let mut text = self.partial.remove(&stream).unwrap_or_default();
+        text.extend_from_slice(payload);
+        let mut start = 0;
+        while let Some(nl) = text[start..].iter().position(|&b| b == b'\n') {
+            let line = &text[start..start + nl];
+            if let Some(revision) =
+                line.strip_prefix(b"id: ").and_then(|id| std::str::from_utf8(id).ok()?.trim_end().parse::<u64>().ok())
+            {
+                let last = self.last.entry(stream).or_default();
+                if revision > *last {
+                    *last = revision;
+                    self.count(revision);
+                }
+            }
+            start += nl + 1;
+        }
+        if start < text.len() {
+            self.partial.insert(stream, text[start..].to_vec());
+        }
+    }
+
     fn data(&mut self, stream: u32, payload: &[u8]) {
+        if self.sse {
+            return self.sse_data(stream, payload);
+        }
         let joined;
         let mut rest = match self.partial.remove(&stream) {
             Some(mut head) => {
@@ -263,12 +349,7 @@ impl Connection {
                 break;
             }
             if let Some(revision) = changeset_revision(&rest[5..5 + len]) {
-                let n = self.counts.entry(revision).or_default();
-                *n += 1;
-                if *n == self.streams {
-                    self.counts.remove(&revision);
-                    self.arrivals.arrived(revision, self.streams, self.expected);
-                }
+                self.count(revision);
             }
             rest = &rest[5 + len..];
         }
