@@ -1199,8 +1199,10 @@ async fn run(cli: Cli) {
         Cmd::Fanout { watchers, repeats, connections, no_ceiling, callgrind, sse } => {
             for n in watchers {
                 if sse && callgrind {
-                    // The SSE fan-out alone, counted.
-                    fanout(&bin, n, repeats, connections, false, true, Readers::SseHttp1).await;
+                    // The SSE fan-outs alone, counted (HTTP/2, then HTTP/1.1).
+                    for readers in [Readers::SseHttp2, Readers::SseHttp1] {
+                        fanout(&bin, n, repeats, connections, false, true, readers).await;
+                    }
                     continue;
                 }
                 let grpc =

@@ -307,26 +307,37 @@ impl Connection {
     }
 
     /// An SSE stream's bytes: each complete `id: <revision>` line counts
-    /// (once per revision and stream).
+    /// (once per revision and stream). Read in place (the usual frame is
+    /// whole events); only a split line is kept, so the generator stays
+    /// cheaper per event than the server it measures.
     fn sse_data(&mut self, stream: u32, payload: &[u8]) {
-        let mut text = self.partial.remove(&stream).unwrap_or_default();
-        text.extend_from_slice(payload);
+        let joined;
+        let text = match self.partial.remove(&stream) {
+            Some(mut head) => {
+                head.extend_from_slice(payload);
+                joined = head;
+                &joined[..]
+            }
+            None => payload,
+        };
         let mut start = 0;
+        let mut newest = None;
         while let Some(nl) = text[start..].iter().position(|&b| b == b'\n') {
             let line = &text[start..start + nl];
-            if let Some(revision) =
-                line.strip_prefix(b"id: ").and_then(|id| std::str::from_utf8(id).ok()?.trim_end().parse::<u64>().ok())
-            {
-                let last = self.last.entry(stream).or_default();
-                if revision > *last {
-                    *last = revision;
-                    self.count(revision);
-                }
+            if let Some(id) = line.strip_prefix(b"id: ") {
+                newest = std::str::from_utf8(id).ok().and_then(|s| s.trim_end().parse::<u64>().ok()).or(newest);
             }
             start += nl + 1;
         }
         if start < text.len() {
             self.partial.insert(stream, text[start..].to_vec());
+        }
+        if let Some(revision) = newest {
+            let last = self.last.entry(stream).or_default();
+            if revision > *last {
+                *last = revision;
+                self.count(revision);
+            }
         }
     }
 
