@@ -24,15 +24,16 @@ use http_body_util::BodyExt;
 use prost::Message;
 use tonic::{Request, Status, body::Body};
 
-use futures_util::Stream;
-
 use eligibility::GRPC_PREFIX;
 
 use super::query::EligibilityService;
 use crate::{
     app::Watching,
     budget::Consumer,
-    layers::metrics::{Tallied, Tally, TallyOffer},
+    layers::{
+        metrics::{Tallied, TallyOffer},
+        stream_body::StreamBody,
+    },
     routes::{Op, Resolved},
 };
 
@@ -80,22 +81,6 @@ async fn read_request<M: Message + Default>(body: &mut Body, max: usize, name: &
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The response body of a Watch call: the stream's frames as they
-    /// come, each counted on the connection's ledger; then, when the stream
-    /// ends, `grpc-status: 0` (server shutdown) or `RESOURCE_EXHAUSTED` (the
-    /// slow-consumer budget cut it). The stream is held inline, not boxed:
-    /// the body is boxed once, as the response's, watcher and all.
-    struct WatchBody<S> {
-        #[pin]
-        events: Option<S>,
-        consumer: Option<Arc<Consumer>>,
-        // The call's record in the RPC metrics, kept here rather than by a
-        // wrapping body (see `TallyOffer`).
-        tally: Option<Tally>,
-    }
-}
-
 /// The status a cut stream ends with: resumable, and saying where from.
 fn cut(consumer: &Consumer) -> Status {
     let after = consumer.resume_after();
@@ -112,79 +97,16 @@ fn cut(consumer: &Consumer) -> Status {
     )
 }
 
-impl<S: Stream<Item = Bytes>> http_body::Body for WatchBody<S> {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let mut this = self.project();
-        let Some(events) = this.events.as_mut().as_pin_mut() else {
-            return Poll::Ready(None);
-        };
-        match events.poll_next(cx) {
-            Poll::Ready(Some(frame)) => {
-                match this.consumer {
-                    Some(c) => {
-                        c.handed(frame.len());
-                        if c.wakes_writer() {
-                            end_turn();
-                        }
-                    }
-                    None => end_turn(),
-                }
-                Poll::Ready(Some(Ok(Frame::data(frame))))
-            }
-            Poll::Ready(None) => {
-                this.events.set(None);
-                let status = match this.consumer {
-                    Some(c) if c.is_cut() => cut(c),
-                    _ => Status::ok(""),
-                };
-                if let Some(t) = this.tally {
-                    t.finish(status.code());
-                }
-                let mut trailers = http::HeaderMap::new();
-                let _ = status.add_header(&mut trailers);
-                Poll::Ready(Some(Ok(Frame::trailers(trailers))))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.events.is_none()
-    }
-}
-
-/// Spends what is left of the current task's cooperative budget, so that the
-/// h2 connection task, which handing over this frame wakes, is queued
-/// behind the other watchers' tasks rather than run next.
-///
-/// Why: one change wakes every watcher's stream task at once. Each task
-/// hands its event to h2, which wakes the connection's writer task; tokio's
-/// multi-threaded scheduler puts a task woken that way in its "LIFO slot"
-/// and polls it right after the current one, unless the current task has
-/// spent its budget, in which case it goes to the back of the queue. So
-/// without this, the writer runs after every single watcher and makes one
-/// socket write per watcher (measured: 1 010 write system calls for one
-/// change to 1 000 watchers with the server on one core); with it, the
-/// writer runs once the watchers have queued their frames and writes them
-/// together. Only the stream whose frame may have woken the writer needs
-/// this (`Consumer::wakes_writer`): it costs a tenth of a change's fan-out
-/// when every stream does it.
-fn end_turn() {
-    use std::task::{Context, Poll};
-    use tokio::task::coop;
-    // `poll_proceed` takes one unit per call and, once none is left, says
-    // Pending and registers the context's waker for a deferred wake-up: a
-    // no-op waker, since this task is about to yield an event, not wait.
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    while let Poll::Ready(spent) = coop::poll_proceed(&mut cx) {
-        // The guard would give the unit back on drop unless told that
-        // progress was made; forgetting it (it owns nothing) keeps the unit
-        // spent at half the cost of `made_progress` and a drop.
-        std::mem::forget(spent);
-    }
+/// How a Watch call ends: `grpc-status: 0` (server shutdown) or
+/// `RESOURCE_EXHAUSTED` when the slow-consumer budget cut it.
+fn grpc_end(consumer: Option<&Consumer>) -> (tonic::Code, Option<http::HeaderMap>) {
+    let status = match consumer {
+        Some(c) if c.is_cut() => cut(c),
+        _ => Status::ok(""),
+    };
+    let mut trailers = http::HeaderMap::new();
+    let _ = status.add_header(&mut trailers);
+    (status.code(), Some(trailers))
 }
 
 /// Answers one Watch call.
@@ -201,7 +123,7 @@ async fn watch(service: Arc<EligibilityService>, req: http::Request<Body>, max: 
             // nor a metrics wrapper: one box around the whole watch.
             let tally = offer.map(TallyOffer::accept);
             let tallied = tally.is_some();
-            let body = crate::layers::unmapped(WatchBody { events: Some(events), consumer, tally });
+            let body = crate::layers::unmapped(StreamBody::new(events, consumer, tally, grpc_end));
             let mut resp = http::Response::new(body);
             resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
             if let Ok(id) = http::HeaderValue::from_str(&service.store_id()) {

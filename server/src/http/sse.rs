@@ -6,20 +6,22 @@
 //! and no duplicate. Idle streams carry a `progress` event at every
 //! heartbeat, which also keeps proxies from closing them.
 
-use std::convert::Infallible;
-
 use axum::{
     body::Body,
     extract::{Request, State},
 };
 use bytes::Bytes;
 use eligibility::proto::v1::{self as pb, watch_event::Event as E};
-use futures_util::StreamExt;
 use http::{HeaderValue, Response, header};
 
 use super::{Answer, Http};
 use crate::{
+    budget::Consumer,
     error::Error,
+    layers::{
+        metrics::{Tallied, TallyOffer},
+        stream_body::StreamBody,
+    },
     query::Query,
     watch::{Encoding, Event},
     wire::{self, watch_event},
@@ -30,7 +32,7 @@ const KEYS: [&str; 5] = ["after_revision", "snapshot", "list_id", "country", "st
 
 /// See the module docs.
 pub async fn watch(State(h): State<Http>, req: Request) -> Answer {
-    let (parts, _) = req.into_parts();
+    let (mut parts, _) = req.into_parts();
     let q = Query::parse(&parts.uri)?;
     q.only(&KEYS)?;
     let last_event_id = match parts.headers.get("last-event-id").map(|v| v.to_str()) {
@@ -59,18 +61,20 @@ pub async fn watch(State(h): State<Http>, req: Request) -> Answer {
         countries: q.all("country").map(str::to_owned).collect(),
         store_id: q.one("store_id")?.unwrap_or_default().to_owned(),
     };
+    let offer = parts.extensions.remove::<TallyOffer>();
     let watching = h.app.open_watch(wire::watch_request(msg)?, &parts.extensions, present).await?;
-    // Each event is counted on the connection's ledger as it is handed
-    // over. A stream the slow-consumer budget cuts just ends: the browser's
-    // `EventSource` reconnects with the last id it received.
-    let consumer = watching.consumer;
-    let events = watching.events.map(move |e| {
-        if let Some(c) = &consumer {
-            c.handed(e.len());
-        }
-        Ok::<_, Infallible>(e)
-    });
-    let mut resp = Response::new(Body::from_stream(events));
+    // The body the gRPC Watch has (each event counted on the connection's
+    // ledger as it is handed over, the writer's wake-ups batched, the
+    // metrics record kept by the body); a stream the slow-consumer budget
+    // cuts just ends: the browser's `EventSource` reconnects with the last
+    // id it received.
+    let tally = offer.map(TallyOffer::accept);
+    let tallied = tally.is_some();
+    let body = StreamBody::new(watching.events, watching.consumer, tally, sse_end);
+    let mut resp = Response::new(Body::new(body));
+    if tallied {
+        resp.extensions_mut().insert(Tallied);
+    }
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -80,6 +84,15 @@ pub async fn watch(State(h): State<Http>, req: Request) -> Answer {
     // Proxies that buffer responses (nginx) would hold events back.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(resp)
+}
+
+/// How an event stream ends: with its last event (the metrics say whether
+/// the slow-consumer budget cut it).
+fn sse_end(consumer: Option<&Consumer>) -> (tonic::Code, Option<http::HeaderMap>) {
+    match consumer {
+        Some(c) if c.is_cut() => (tonic::Code::ResourceExhausted, None),
+        _ => (tonic::Code::Ok, None),
+    }
 }
 
 /// An event as the stream sends it. A changeset is encoded once and its

@@ -13,6 +13,7 @@ pub mod grpc_web;
 pub mod limits;
 pub mod metrics;
 pub mod shortcut;
+pub mod stream_body;
 
 /// `body` as tonic's body type with no error-mapping wrapper (one fewer
 /// layer to poll through per frame): `Body::new` takes a boxed body of
