@@ -354,7 +354,7 @@ mod tests {
     async fn the_body_sends_frames_as_they_are_then_an_ok_status() {
         let frames = vec![Bytes::from_static(b"\0\0\0\0\x01a"), Bytes::from_static(b"\0\0\0\0\x01b")];
         let events = tokio_stream::iter(frames.clone());
-        let mut body = std::pin::pin!(WatchBody { events: Some(events), consumer: None, tally: None });
+        let mut body = std::pin::pin!(crate::layers::stream_body::StreamBody::new(events, None, None, grpc_end));
         for want in frames {
             let frame = body.frame().await.unwrap().unwrap();
             assert_eq!(frame.into_data().unwrap(), want);

@@ -115,3 +115,24 @@ fn end_turn() {
         std::mem::forget(spent);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// An event stream's end sends no trailers: the body just ends after
+    /// its last event (what an `EventSource` expects).
+    #[tokio::test]
+    async fn an_end_without_trailers_just_ends_the_body() {
+        fn plain(_: Option<&Consumer>) -> (Code, Option<http::HeaderMap>) {
+            (Code::Ok, None)
+        }
+        let events = tokio_stream::iter(vec![Bytes::from_static(b"id: 1\n\n")]);
+        let mut body = std::pin::pin!(StreamBody::new(events, None, None, plain));
+        assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "id: 1\n\n");
+        assert!(body.frame().await.is_none(), "no trailers frame");
+        assert!(http_body::Body::is_end_stream(&*body));
+    }
+}
