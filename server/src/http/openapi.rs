@@ -164,11 +164,13 @@ fn operation(route: &Route, r: &Doc, limits: &Limits) -> Value {
         );
     }
     // Writes only (BatchCheck has a body too, and reads no such header).
+    // Idempotency-Key: the text a header value may be (visible ASCII, space
+    // and tab), as the server reads it.
     if matches!(route.access, routes::Access::Role(role) if role != crate::identity::Role::Reader) {
         params.push(json!({
             "name": "Idempotency-Key", "in": "header", "required": false,
             "description": "The request id (options.requestId; equal to it when both are given): a retry with the same key answers the first result",
-            "schema": { "type": "string", "pattern": "^[\\x20-\\x7E]*$", "maxLength": text_limits::REQUEST_ID }
+            "schema": { "type": "string", "pattern": "^[\\t\\x20-\\x7E]*$", "maxLength": text_limits::REQUEST_ID }
         }));
         params.push(json!({
             "name": "If-Match", "in": "header", "required": false,
