@@ -353,6 +353,12 @@ fn free_port() -> u16 {
 
 /// utime + stime from a /proc stat file, in seconds.
 fn cpu_secs(path: &str) -> f64 {
+    let (user, system) = cpu_split(path);
+    user + system
+}
+
+/// CPU time in user space and in the kernel, seconds.
+fn cpu_split(path: &str) -> (f64, f64) {
     let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name (which is in parentheses).
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
@@ -360,7 +366,7 @@ fn cpu_secs(path: &str) -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13
     // after the name; USER_HZ is 100 on Linux.
-    (ticks(11) + ticks(12)) / 100.0
+    (ticks(11) / 100.0, ticks(12) / 100.0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -448,6 +454,8 @@ async fn fanout(
     let countries: Vec<Country> = Country::all().into_iter().take(50).collect();
     let mut deliveries = Deliveries::default();
     let (server_cpu0, bench_cpu0) = (server.cpu_secs(), cpu_secs("/proc/self/stat"));
+    let server_path = format!("/proc/{}/stat", server.child.id());
+    let kernel0 = cpu_split(&server_path).1;
     let writes0 = server.write_syscalls();
     if callgrind {
         server.callgrind_control(&["--instr=on"]);
@@ -469,10 +477,12 @@ async fn fanout(
         server.callgrind_control(&["--dump=fanout"]);
     }
     let (server_cpu, bench_cpu) = (server.cpu_secs() - server_cpu0, cpu_secs("/proc/self/stat") - bench_cpu0);
+    let kernel = cpu_split(&server_path).1 - kernel0;
     println!(
-        "fanout ({kind}): CPU per change: server {:.1} ms ({:.2} us per reader), load generator (the {watchers} watchers' client side) {:.1} ms; server write system calls per change {:.0}",
+        "fanout ({kind}): CPU per change: server {:.1} ms ({:.2} us per reader, {:.0} % of it in the kernel), load generator (the {watchers} watchers' client side) {:.1} ms; server write system calls per change {:.0}",
         server_cpu * 1e3 / repeats as f64,
         server_cpu * 1e6 / repeats as f64 / watchers as f64,
+        if server_cpu > 0.0 { kernel * 100.0 / server_cpu } else { 0.0 },
         bench_cpu * 1e3 / repeats as f64,
         (server.write_syscalls() - writes0) as f64 / repeats as f64
     );
