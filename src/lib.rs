@@ -13,6 +13,7 @@ mod country;
 mod decision;
 pub mod error_info;
 mod list_id;
+pub mod merkle;
 #[cfg(feature = "process")]
 pub mod process;
 mod revision;
