@@ -62,24 +62,17 @@ impl Country {
         all.dedup();
         all
     }
-}
 
-impl Country {
     /// Every code [`Country::parse`] accepts, upper-case: each country's
     /// alpha-2, alpha-3 and numeric code (parsing also takes the letters
     /// in any case). For documents that must state the accepted set
     /// exactly, such as the OpenAPI document's pattern.
     pub fn accepted_codes() -> Vec<String> {
         let t = table();
-        let mut codes: Vec<String> = (0..26 * 26)
-            .filter(|&i| t.alpha2[i])
-            .map(|i| String::from_utf8(vec![b'A' + (i / 26) as u8, b'A' + (i % 26) as u8]).expect("ASCII"))
-            .collect();
         let mut three: Vec<String> =
-            t.alpha3.keys().chain(t.numeric.keys()).map(|k| String::from_utf8(k.to_vec()).expect("ASCII")).collect();
+            t.alpha3.keys().chain(t.numeric.keys()).map(|k| String::from_utf8_lossy(k).into_owned()).collect();
         three.sort();
-        codes.extend(three);
-        codes
+        Country::all().iter().map(|c| c.alpha2().to_owned()).chain(three).collect()
     }
 }
 

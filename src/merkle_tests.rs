@@ -26,11 +26,14 @@ fn vectors(kind: &str) -> Vec<(String, serde_json::Value)> {
     out
 }
 
+fn base64(v: &serde_json::Value) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or("")).ok()
+}
+
 /// A base64 hash; `None` when it is not 32 bytes (a malformed input, which
 /// a typed hash cannot even hold: the verification is refused).
 fn hash(v: &serde_json::Value) -> Option<Hash> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or("")).ok()?;
-    bytes.try_into().ok()
+    base64(v)?.try_into().ok()
 }
 
 /// A consistency vector's root: some give roots that are not 32 bytes
@@ -38,8 +41,7 @@ fn hash(v: &serde_json::Value) -> Option<Hash> {
 /// in as the SHA-256 of a marker byte and its bytes, which keeps equal
 /// values equal and differs from every real hash.
 fn root_or_stand_in(v: &serde_json::Value) -> Option<Hash> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or("")).ok()?;
-    Some(bytes.clone().try_into().unwrap_or_else(|_| {
+    Some(base64(v)?.try_into().unwrap_or_else(|bytes: Vec<u8>| {
         let mut h = sha2::Sha256::new();
         h.update([0xff]);
         h.update(&bytes);
@@ -54,39 +56,36 @@ fn proof(v: &serde_json::Value) -> Option<Vec<Hash>> {
     }
 }
 
-#[test]
-fn every_inclusion_vector() {
+/// Every vector of `kind`: `verify` says whether it verifies (`None`: an
+/// input the types cannot hold, which counts as refused); each must verify
+/// exactly when it is not marked `wantErr`, and both kinds must be there.
+fn check_vectors(kind: &str, verify: impl Fn(&serde_json::Value) -> Option<bool>) {
     let (mut good, mut bad) = (0, 0);
-    for (name, v) in vectors("inclusion") {
+    for (name, v) in vectors(kind) {
         let want_err = v["wantErr"].as_bool().unwrap();
-        let verified = (|| {
-            let (leaf, root, proof) = (hash(&v["leafHash"])?, hash(&v["root"])?, proof(&v["proof"])?);
-            let (index, size) = (v["leafIdx"].as_u64()?, v["treeSize"].as_u64()?);
-            Some(verify_inclusion(index, size, &leaf, &proof, &root).is_ok())
-        })()
-        .unwrap_or(false);
-        assert_eq!(verified, !want_err, "{name}: {}", v["desc"]);
+        assert_eq!(verify(&v).unwrap_or(false), !want_err, "{name}: {}", v["desc"]);
         if want_err { bad += 1 } else { good += 1 }
     }
-    assert!(good >= 5 && bad > 50, "{good} valid and {bad} invalid vectors");
+    assert!(good >= 5 && bad > 50, "{kind}: {good} valid and {bad} invalid vectors");
+}
+
+#[test]
+fn every_inclusion_vector() {
+    check_vectors("inclusion", |v| {
+        let (leaf, root, proof) = (hash(&v["leafHash"])?, hash(&v["root"])?, proof(&v["proof"])?);
+        let (index, size) = (v["leafIdx"].as_u64()?, v["treeSize"].as_u64()?);
+        Some(verify_inclusion(index, size, &leaf, &proof, &root).is_ok())
+    });
 }
 
 #[test]
 fn every_consistency_vector() {
-    let (mut good, mut bad) = (0, 0);
-    for (name, v) in vectors("consistency") {
-        let want_err = v["wantErr"].as_bool().unwrap();
-        let verified = (|| {
-            let (root1, root2) = (root_or_stand_in(&v["root1"])?, root_or_stand_in(&v["root2"])?);
-            let proof = proof(&v["proof"])?;
-            let (size1, size2) = (v["size1"].as_u64()?, v["size2"].as_u64()?);
-            Some(verify_consistency(size1, size2, &proof, &root1, &root2).is_ok())
-        })()
-        .unwrap_or(false);
-        assert_eq!(verified, !want_err, "{name}: {}", v["desc"]);
-        if want_err { bad += 1 } else { good += 1 }
-    }
-    assert!(good >= 5 && bad > 50, "{good} valid and {bad} invalid vectors");
+    check_vectors("consistency", |v| {
+        let (root1, root2) = (root_or_stand_in(&v["root1"])?, root_or_stand_in(&v["root2"])?);
+        let proof = proof(&v["proof"])?;
+        let (size1, size2) = (v["size1"].as_u64()?, v["size2"].as_u64()?);
+        Some(verify_consistency(size1, size2, &proof, &root1, &root2).is_ok())
+    });
 }
 
 /// The RFC's example tree sizes and more: every proof made here verifies,

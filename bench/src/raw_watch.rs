@@ -136,13 +136,19 @@ pub fn connection_preface() -> Vec<u8> {
 /// The HPACK block of a gRPC call's request headers (the same for every
 /// call to `path`).
 pub fn request_headers(addr: SocketAddr, path: &str) -> Vec<u8> {
+    header_block(addr, "POST", path, &[("content-type", "application/grpc"), ("te", "trailers")])
+}
+
+/// The HPACK block of a request's headers: the pseudo-headers, then `more`.
+fn header_block(addr: SocketAddr, method: &str, path: &str, more: &[(&str, &str)]) -> Vec<u8> {
     let mut block = Vec::new();
-    literal(&mut block, ":method", "POST");
+    literal(&mut block, ":method", method);
     literal(&mut block, ":scheme", "http");
     literal(&mut block, ":path", path);
     literal(&mut block, ":authority", &addr.to_string());
-    literal(&mut block, "content-type", "application/grpc");
-    literal(&mut block, "te", "trailers");
+    for (name, value) in more {
+        literal(&mut block, name, value);
+    }
     block
 }
 
@@ -187,12 +193,7 @@ pub async fn open_streams(
             }
         }
         Streams::Sse(path) => {
-            let mut block = Vec::new();
-            literal(&mut block, ":method", "GET");
-            literal(&mut block, ":scheme", "http");
-            literal(&mut block, ":path", path);
-            literal(&mut block, ":authority", &addr.to_string());
-            literal(&mut block, "accept", "text/event-stream");
+            let block = header_block(addr, "GET", path, &[("accept", "text/event-stream")]);
             for i in 0..streams {
                 frame(&mut out, HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i as u32, &block);
             }

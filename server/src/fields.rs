@@ -21,3 +21,16 @@ pub fn country(field: &str, value: &str) -> Result<Country> {
 pub fn opt_country(field: &str, value: &str) -> Result<Option<Country>> {
     if value.is_empty() { Ok(None) } else { country(field, value).map(Some) }
 }
+
+/// The most digits of a revision written as text (an entity tag, an event
+/// id, a page token): any revision a store reaches, and never past 2^64.
+pub const REVISION_DIGITS: usize = 19;
+
+/// A revision written as text: 1 to [`REVISION_DIGITS`] ASCII digits (no
+/// sign, no space), as the OpenAPI document states it.
+pub fn revision_digits(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > REVISION_DIGITS || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}

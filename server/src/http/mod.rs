@@ -162,24 +162,16 @@ pub(crate) async fn body<T: serde::de::DeserializeOwned>(
 /// Removes every object member whose value is `null`, at any depth;
 /// whether there was one.
 fn strip_nulls(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    // `|`, not `||`: every child is visited.
     match v {
-        serde_json::Value::Object(map) => {
+        Value::Object(map) => {
             let before = map.len();
             map.retain(|_, v| !v.is_null());
-            let mut any = map.len() != before;
-            for v in map.values_mut() {
-                any |= strip_nulls(v);
-            }
-            any
+            let removed = map.len() != before;
+            map.values_mut().fold(removed, |any, child| strip_nulls(child) | any)
         }
-        serde_json::Value::Array(items) => {
-            // Every item is visited (no short circuit).
-            let mut any = false;
-            for v in items {
-                any |= strip_nulls(v);
-            }
-            any
-        }
+        Value::Array(items) => items.iter_mut().fold(false, |any, child| strip_nulls(child) | any),
         _ => false,
     }
 }
@@ -192,8 +184,8 @@ fn explain(e: &serde_json::Error) -> String {
     let Some(name) = text.strip_prefix("duplicate field `").and_then(|rest| rest.split('`').next()) else {
         return text;
     };
-    match ONEOFS.iter().find(|members| members.iter().any(|m| m == name)) {
-        Some(members) => format!(
+    match ONEOFS.iter().find(|(_, members)| members.iter().any(|m| m == name)) {
+        Some((_, members)) => format!(
             "{name} is given twice, or beside another of {}: they exclude each other (give one) ({text})",
             members.join(", ")
         ),
@@ -201,10 +193,11 @@ fn explain(e: &serde_json::Error) -> String {
     }
 }
 
-/// The members of every oneof of `eligibility.v1`, by their JSON names
-/// (from the descriptors; proto3 `optional` fields' synthetic oneofs are
-/// not oneofs to a client).
-static ONEOFS: std::sync::LazyLock<Vec<Vec<String>>> = std::sync::LazyLock::new(|| {
+/// Every oneof of `eligibility.v1`: its message's name and its members'
+/// JSON names (from the descriptors; proto3 `optional` fields' synthetic
+/// oneofs are not oneofs to a client). Read by the error message above and
+/// by the OpenAPI schemas.
+pub(crate) static ONEOFS: std::sync::LazyLock<Vec<(String, Vec<String>)>> = std::sync::LazyLock::new(|| {
     use prost::Message;
     let Ok(set) = prost_types::FileDescriptorSet::decode(eligibility::FILE_DESCRIPTOR_SET) else { return Vec::new() };
     let mut out = Vec::new();
@@ -213,7 +206,7 @@ static ONEOFS: std::sync::LazyLock<Vec<Vec<String>>> = std::sync::LazyLock::new(
             let members: Vec<&prost_types::FieldDescriptorProto> =
                 m.field.iter().filter(|f| f.oneof_index == Some(i as i32) && !f.proto3_optional()).collect();
             if members.len() > 1 {
-                out.push(members.iter().map(|f| f.json_name().to_owned()).collect());
+                out.push((m.name().to_owned(), members.iter().map(|f| f.json_name().to_owned()).collect()));
             }
         }
     }

@@ -16,7 +16,9 @@ use prost_types::{
 use serde_json::{Map, Value, json};
 
 use crate::{
+    fields,
     limits::{Limits, text_limits},
+    reads::request::{ENTRIES_TOKEN, HISTORY_TOKEN},
     routes::{self, Doc, Op, Route, Surface},
 };
 
@@ -46,12 +48,13 @@ pub fn document(limits: &Limits) -> Value {
     })
 }
 
-/// A list id, as [`eligibility::ListId::parse`] accepts it.
-const LIST_ID_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,62}$";
+/// A list id, as [`eligibility::ListId::parse`] accepts it (unanchored).
+const LIST_ID: &str = "[a-z0-9][a-z0-9._-]{0,62}";
 
-/// A revision in a header or a page token: at most 19 digits (any
-/// revision a store reaches; 20 digits could pass 2^64).
-const REVISION_DIGITS: &str = "[0-9]{1,19}";
+/// A revision written as text, as [`fields::revision_digits`] reads it.
+fn revision_digits() -> String {
+    format!("[0-9]{{1,{}}}", fields::REVISION_DIGITS)
+}
 
 /// Every country code [`eligibility::Country::parse`] accepts (alpha-2,
 /// alpha-3, numeric; letters in any case), as one regular expression
@@ -71,12 +74,12 @@ fn country_schema() -> Value {
 }
 
 fn list_id_schema() -> Value {
-    json!({ "type": "string", "pattern": LIST_ID_PATTERN })
+    json!({ "type": "string", "pattern": format!("^{LIST_ID}$") })
 }
 
 /// A body's list id beside the path's: empty (the path's) or the same id.
 fn body_list_id() -> Value {
-    json!({ "type": "string", "pattern": "^([a-z0-9][a-z0-9._-]{0,62})?$", "description": "Empty, or the list id of the path" })
+    json!({ "type": "string", "pattern": format!("^({LIST_ID})?$"), "description": "Empty, or the list id of the path" })
 }
 
 fn revision_schema() -> Value {
@@ -93,10 +96,10 @@ fn query_schema(name: &str, op: Op, limits: &Limits) -> Value {
             json!({ "type": "integer", "minimum": 0, "maximum": limits.max_page_size, "description": "0 or absent: the default page" })
         }
         "page_token" if op == Op::ListEntries => {
-            json!({ "type": "string", "pattern": format!("^(after-country:{})?$", *COUNTRY), "description": "next_page_token of the previous page" })
+            json!({ "type": "string", "pattern": format!("^({ENTRIES_TOKEN}{})?$", *COUNTRY), "description": "next_page_token of the previous page" })
         }
         "page_token" => {
-            json!({ "type": "string", "pattern": format!("^(after-revision:{REVISION_DIGITS})?$"), "description": "next_page_token of the previous page" })
+            json!({ "type": "string", "pattern": format!("^({HISTORY_TOKEN}{})?$", revision_digits()), "description": "next_page_token of the previous page" })
         }
         // History's country filter: empty is no filter.
         "country" if op == Op::History => json!({ "type": "string", "pattern": format!("^{}?$", *COUNTRY) }),
@@ -175,11 +178,11 @@ fn operation(route: &Route, r: &Doc, limits: &Limits) -> Value {
         params.push(json!({
             "name": "If-Match", "in": "header", "required": false,
             "description": "The head revision this write expects (options.expectedRevision; equal to it when both are given): \"<revision>\" or an ETag of a read; otherwise ABORTED (412). Empty: no precondition",
-            "schema": { "type": "string", "pattern": format!("^((W/)?\"([^\"]*:)?{REVISION_DIGITS}\")?$") }
+            "schema": { "type": "string", "pattern": format!("^((W/)?\"([^\"]*:)?{}\")?$", revision_digits()) }
         }));
     }
     if route.op == Op::Watch {
-        params.push(json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string", "pattern": format!("^{REVISION_DIGITS}$") } }));
+        params.push(json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string", "pattern": format!("^{}$", revision_digits()) } }));
     }
     let ok = match (r.answer, route.op) {
         (Some(msg), _) => {
@@ -264,27 +267,17 @@ fn schemas(limits: &Limits) -> Map<String, Value> {
                 props.insert(f.json_name().to_owned(), schema);
             }
             let mut schema = json!({ "type": "object", "properties": props, "additionalProperties": false });
-            // The members of a real oneof exclude each other (a proto3
-            // `optional` field is a synthetic oneof of one).
-            let pairs: Vec<Value> = (0..m.oneof_decl.len() as i32)
-                .flat_map(|i| {
-                    let members: Vec<&str> = m
-                        .field
-                        .iter()
-                        .filter(|f| f.oneof_index == Some(i) && !f.proto3_optional())
-                        .map(|f| f.json_name())
-                        .collect();
-                    let mut pairs = Vec::new();
-                    for (k, a) in members.iter().enumerate() {
-                        for b in &members[k + 1..] {
-                            // Both given, neither null (null is absent).
-                            let given = json!({ "not": { "type": "null" } });
-                            pairs.push(json!({ "required": [a, b], "properties": { *a: given, *b: given } }));
-                        }
+            // The members of a oneof exclude each other: no two given,
+            // neither null (null is absent).
+            let mut pairs = Vec::new();
+            for (_, members) in super::ONEOFS.iter().filter(|(message, _)| message == m.name()) {
+                for (k, a) in members.iter().enumerate() {
+                    for b in &members[k + 1..] {
+                        let given = json!({ "not": { "type": "null" } });
+                        pairs.push(json!({ "required": [a, b], "properties": { a: given, b: given } }));
                     }
-                    pairs
-                })
-                .collect();
+                }
+            }
             if !pairs.is_empty() {
                 schema["not"] = json!({ "anyOf": pairs });
             }
@@ -408,7 +401,7 @@ fn field_schema(kind: Type, type_name: &str) -> Value {
         Type::Int64 | Type::Sint64 | Type::Sfixed64 => json!({ "type": "string", "pattern": "^-?[0-9]+$" }),
         // The mapping writes a string and reads a string or a number.
         Type::Uint64 | Type::Fixed64 => json!({ "anyOf": [
-            { "type": "string", "pattern": format!("^{REVISION_DIGITS}$") },
+            { "type": "string", "pattern": format!("^{}$", revision_digits()) },
             { "type": "integer", "minimum": 0, "maximum": u64::MAX }
         ] }),
         Type::Float | Type::Double => json!({ "type": "number" }),

@@ -37,7 +37,7 @@ pub async fn watch(State(h): State<Http>, req: Request) -> Answer {
     q.only(&KEYS)?;
     let last_event_id = match parts.headers.get("last-event-id").map(|v| v.to_str()) {
         None => None,
-        Some(Ok(v)) => Some(super::writes::digits_revision(v.trim()).ok_or_else(|| {
+        Some(Ok(v)) => Some(crate::fields::revision_digits(v.trim()).ok_or_else(|| {
             Error::invalid("Last-Event-ID", format!("{v:?} is not a revision (an id this stream sent)"))
         })?),
         Some(Err(_)) => return Err(Error::invalid("Last-Event-ID", "not text").into()),

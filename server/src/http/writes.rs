@@ -53,16 +53,7 @@ fn entity_tag_revision(tag: &str) -> Option<u64> {
     if inner.contains('"') {
         return None;
     }
-    let digits = inner.rsplit_once(':').map_or(inner, |(_, r)| r);
-    digits_revision(digits)
-}
-
-/// 1 to 19 ASCII digits (no sign, no space).
-pub(super) fn digits_revision(digits: &str) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    fields::revision_digits(inner.rsplit_once(':').map_or(inner, |(_, r)| r))
 }
 
 /// The list id of the path into the body (which may repeat it, not

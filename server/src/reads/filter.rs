@@ -81,9 +81,6 @@ pub fn present(snap: &Snapshot, cs: &Arc<Changeset>, filter: &Filter) -> Option<
     if changes.is_empty() {
         return None;
     }
-    if cs.activates.is_none() && changes.len() == cs.changes.len() {
-        return Some(cs.clone());
-    }
     let mut out = (**cs).clone();
     out.changes = changes.into();
     if cs.activates.is_some() {

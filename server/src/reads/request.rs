@@ -69,8 +69,10 @@ pub const ENTRIES_PAGE: usize = 250;
 /// Default page size of History.
 pub const HISTORY_PAGE: usize = 100;
 
-const ENTRIES_TOKEN: &str = "after-country:";
-const HISTORY_TOKEN: &str = "after-revision:";
+/// How ListEntries' page token starts (the OpenAPI document states it too).
+pub(crate) const ENTRIES_TOKEN: &str = "after-country:";
+/// How History's page token starts.
+pub(crate) const HISTORY_TOKEN: &str = "after-revision:";
 
 /// ListEntries' page token: the last country of the previous page.
 pub fn entries_token(token: &str) -> Result<Option<Country>> {
@@ -96,8 +98,7 @@ pub fn history_token(token: &str) -> Result<Revision> {
     }
     token
         .strip_prefix(HISTORY_TOKEN)
-        .filter(|r| !r.is_empty() && r.len() <= 19 && r.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|r| r.parse().ok())
+        .and_then(crate::fields::revision_digits)
         .map(Revision)
         .ok_or_else(|| Error::invalid("page_token", format!("{token:?} is not a page token from History")))
 }
